@@ -1,0 +1,187 @@
+"""Augmentation on uint8 images: one fused affine warp (flip, rotate, scale, crop) for image and polygons.
+
+Polygon coordinates are continuous with pixel (row i, column j) covering [j, j + 1) x [i, i + 1), the convention of
+``cv2.resize``: scaling an image by s scales its polygons by exactly s. Matrices below act on such coordinates;
+``pixel_matrix`` turns one into what ``cv2.warpAffine`` expects (pixel centres at integers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Settings of the training augmentation.
+
+    size: side of the square output, px.
+    scale: zoom range, drawn uniformly, relative to the scale that fits the whole image into ``size``
+        (1 = the validation letterbox scale).
+    rotate_deg: rotation drawn uniformly from [-rotate_deg, rotate_deg] degrees.
+    flip_prob: probability of a horizontal flip (mirrored text reads backwards, hence 0).
+    crop_tries: attempts at a crop window whose edges cut no text box and that holds a whole polygon.
+    brightness: brightness shift drawn from [-brightness, brightness] x 255 (as albumentations'
+        RandomBrightnessContrast, whose 0.2 defaults these are).
+    contrast: contrast factor drawn from [1 - contrast, 1 + contrast].
+    """
+
+    size: int = 640
+    scale: tuple[float, float] = (0.5, 2.0)
+    rotate_deg: float = 10.0
+    flip_prob: float = 0.0
+    crop_tries: int = 10
+    brightness: float = 0.2
+    contrast: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"size must be a positive number of pixels, got {self.size}")
+        if len(self.scale) != 2 or not 0.0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"scale must be a (low, high) pair with 0 < low <= high, got {self.scale}")
+        if not 0.0 <= self.rotate_deg <= 180.0:
+            raise ValueError(f"rotate_deg must lie in [0, 180], got {self.rotate_deg}")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ValueError(f"flip_prob must lie in [0, 1], got {self.flip_prob}")
+        if self.crop_tries < 1:
+            raise ValueError(f"crop_tries must be at least 1, got {self.crop_tries}")
+        if not 0.0 <= self.brightness <= 1.0:
+            raise ValueError(f"brightness must lie in [0, 1], got {self.brightness}")
+        if not 0.0 <= self.contrast < 1.0:
+            raise ValueError(f"contrast must lie in [0, 1), got {self.contrast}")
+
+
+def check_image(image: np.ndarray) -> None:
+    """Raise ValueError unless ``image`` is a non-empty uint8 (H, W, 3) array."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        shape, dtype = getattr(image, "shape", None), getattr(image, "dtype", type(image).__name__)
+        raise ValueError(f"expected a uint8 (H, W, 3) image, got shape {shape} and dtype {dtype}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+
+
+def pixel_matrix(matrix: np.ndarray) -> np.ndarray:
+    """(2, 3) affine map on polygon coordinates -> the same map for ``cv2.warpAffine`` (pixel centres at integers)."""
+    out = np.array(matrix, dtype=np.float64)
+    out[:, 2] += out[:, :2].sum(axis=1) * 0.5 - 0.5
+    return out
+
+
+def transform_polygons(polygons: Sequence[np.ndarray], matrix: np.ndarray) -> list[np.ndarray]:
+    """Apply a (2, 3) affine map to float (N_i, 2) polygons with one ``cv2.transform``; float32 (N_i, 2) out."""
+    if not polygons:
+        return []
+    points = np.concatenate([np.asarray(p, dtype=np.float32).reshape(-1, 2) for p in polygons])
+    moved = cv2.transform(points[:, None, :], np.asarray(matrix, dtype=np.float64))[:, 0, :]
+    return np.split(moved, np.cumsum([len(p) for p in polygons])[:-1])
+
+
+def sample_warp(
+    height: int, width: int, polygons: Sequence[np.ndarray], rng: np.random.Generator, config: AugmentConfig
+) -> np.ndarray:
+    """Draw one training warp of a (height, width) image as a float64 (2, 3) matrix on polygon coordinates.
+
+    The image is flipped, rotated about its centre and scaled; a ``size`` x ``size`` window of the result is then
+    chosen, preferably with edges that cut no polygon's bounding box and holding at least one whole polygon (as
+    MhLiao/DB's RandomCropData). Along a side shorter than the window the image sits at the start (top / left).
+    """
+    zoom = config.size / max(height, width) * rng.uniform(*config.scale)
+    angle = math.radians(rng.uniform(-config.rotate_deg, config.rotate_deg))
+    flip = rng.random() < config.flip_prob
+    cos, sin = zoom * math.cos(angle), zoom * math.sin(angle)
+    matrix = np.array([[cos, sin, 0.0], [-sin, cos, 0.0], [0.0, 0.0, 1.0]])
+    matrix[:2, 2] = -matrix[:2, :2] @ [width / 2, height / 2]
+    if flip:
+        matrix = matrix @ np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    corners = cv2.transform(np.array([[[0, 0], [width, 0], [0, height], [width, height]]], np.float64), matrix[:2])
+    matrix[:2, 2] -= corners[0].min(axis=0)
+    extent = np.ptp(corners[0], axis=0)
+    boxes = np.array([[p.min(axis=0), p.max(axis=0)] for p in transform_polygons(polygons, matrix[:2])])
+    x0, y0 = _choose_window(boxes.reshape(-1, 2, 2), extent, config.size, config.crop_tries, rng)
+    matrix[:2, 2] -= [x0, y0]
+    return matrix[:2]
+
+
+def _choose_window(
+    boxes: np.ndarray, extent: np.ndarray, size: int, tries: int, rng: np.random.Generator
+) -> tuple[int, int]:
+    """Integer top-left corner of a size x size window in a (width, height) ``extent``; boxes: (N, 2, 2) min/max."""
+    starts = []
+    for axis in (0, 1):
+        candidates = np.arange(max(0, math.floor(extent[axis] - size)) + 1)
+        lo, hi = boxes[:, 0, axis, None], boxes[:, 1, axis, None]
+        cuts = ((lo < candidates) & (candidates < hi)) | ((lo < candidates + size) & (candidates + size < hi))
+        free = candidates[~cuts.any(axis=0)]
+        starts.append(free if len(free) else candidates)
+    for _ in range(tries if len(boxes) else 1):
+        x0, y0 = int(rng.choice(starts[0])), int(rng.choice(starts[1]))
+        inside = (boxes[:, 0] >= [x0, y0]) & (boxes[:, 1] <= [x0 + size, y0 + size])
+        if inside.all(axis=1).any():
+            break
+    return x0, y0
+
+
+def warp(
+    image: np.ndarray, polygons: Sequence[np.ndarray], matrix: np.ndarray, size: int
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Apply a (2, 3) polygon-coordinate affine map to a uint8 (H, W, 3) image and its polygons.
+
+    Returns the uint8 (size, size, 3) image (bilinear, zero border), the float32 (N_i, 2) polygons whose bounding
+    box still meets the image, and the int64 indices of those polygons in the input.
+    """
+    check_image(image)
+    out = cv2.warpAffine(
+        image, pixel_matrix(matrix), (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
+    moved = transform_polygons(polygons, matrix)
+    kept = np.array(
+        [i for i, p in enumerate(moved) if (p.max(axis=0) > 0).all() and (p.min(axis=0) < size).all()], dtype=np.int64
+    )
+    return out, [moved[i] for i in kept], kept
+
+
+def random_warp(
+    image: np.ndarray, polygons: Sequence[np.ndarray], rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Training warp of a uint8 (H, W, 3) image with float (N_i, 2) polygons: ``sample_warp`` then ``warp``."""
+    check_image(image)
+    matrix = sample_warp(image.shape[0], image.shape[1], polygons, rng, config)
+    return warp(image, polygons, matrix, config.size)
+
+
+def brightness_contrast(image: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """uint8 image -> uint8 image of the same shape, clip(alpha * x + beta * 255) through one ``cv2.LUT``."""
+    table = np.clip(np.arange(256, dtype=np.float32) * alpha + beta * 255, 0, 255).astype(np.uint8)
+    return cv2.LUT(image, table)
+
+
+def color_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> np.ndarray:
+    """Random brightness and contrast of a uint8 (H, W, 3) image; uint8 of the same shape out."""
+    check_image(image)
+    alpha = 1.0 + rng.uniform(-config.contrast, config.contrast)
+    beta = rng.uniform(-config.brightness, config.brightness)
+    return brightness_contrast(image, alpha, beta)
+
+
+def letterbox(
+    image: np.ndarray, polygons: Sequence[np.ndarray], size: int
+) -> tuple[np.ndarray, list[np.ndarray], float]:
+    """Fit a uint8 (H, W, 3) image into a (size, size, 3) uint8 canvas: longest side to ``size``, zero padding
+    bottom and right.
+
+    Returns the canvas, the float32 (N_i, 2) polygons multiplied by ``scale``, and ``scale``; dividing coordinates
+    found on the canvas by ``scale`` maps them back to the input image.
+    """
+    check_image(image)
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    scale = size / max(image.shape[:2])
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
+    out = np.zeros((size, size, 3), dtype=np.uint8)
+    out[: resized.shape[0], : resized.shape[1]] = resized
+    return out, [np.asarray(p, dtype=np.float32) * np.float32(scale) for p in polygons], scale

@@ -1,0 +1,120 @@
+"""Decode images once into the upright ("canonical") frame, fast.
+
+JPEGs go through libjpeg-turbo (simplejpeg) with DCT-domain downscaling (1/2, 1/4, 1/8) when a
+smaller image is enough; everything else (PNG, CMYK, 16-bit, grayscale) goes through Pillow.
+The EXIF orientation is applied to the pixels and reported as a matrix, so that polygons in the
+stored frame can follow the pixels (``DecodedImage.to_image``) and come back (``to_stored``).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import simplejpeg
+from PIL import Image, UnidentifiedImageError
+
+from ocrdet.data.orientation import ORIENTATION_TAG, apply_orientation, orientation_matrix, transform_points
+
+MAX_PIXELS = 100_000_000
+"""Refuse images with more stored pixels than this (decompression bombs)."""
+
+
+class ImageDecodeError(ValueError):
+    """An image file that cannot be decoded; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: np.ndarray
+    """uint8 (H, W, 3) RGB, upright, possibly DCT-downscaled."""
+    orientation: int
+    stored_size: tuple[int, int]
+    """(width, height) of the file's pixel grid, before orientation and scaling."""
+    matrix: np.ndarray
+    """3x3 float64: stored-frame points -> points in ``image``."""
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """Stored-frame (N, 2) points -> float32 points in ``image``."""
+        return transform_points(self.matrix, points).astype(np.float32)
+
+    def to_stored(self, points: np.ndarray) -> np.ndarray:
+        """Points in ``image`` -> float32 points in the stored frame."""
+        return transform_points(np.linalg.inv(self.matrix), points).astype(np.float32)
+
+
+def read_orientation(data: bytes) -> int:
+    """EXIF orientation 1..8; 1 when missing or invalid (a bad tag must not stop training)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            value = img.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is treated as "no orientation"
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _decode_jpeg(data: bytes, min_long_side: int | None) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """libjpeg-turbo decode -> (pixels, stored (width, height)); None for what simplejpeg can't do (CMYK, ...)."""
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None
+    if colorspace not in ("RGB", "YCbCr", "Gray"):
+        return None
+    if height * width > MAX_PIXELS:
+        raise ImageDecodeError(f"{height}x{width} pixels exceeds the limit of {MAX_PIXELS}")
+    min_h = min_w = 0
+    if min_long_side:
+        ratio = min(1.0, min_long_side / max(height, width))
+        min_h, min_w = int(np.ceil(height * ratio)), int(np.ceil(width * ratio))
+    try:
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=min_h, min_width=min_w)
+    except ValueError as exc:
+        raise ImageDecodeError(f"corrupt JPEG: {exc}") from None
+    return pixels, (width, height)
+
+
+def _decode_pillow(data: bytes) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageDecodeError(f"{img.height}x{img.width} pixels exceeds the limit of {MAX_PIXELS}")
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                array = np.asarray(img, dtype=np.float64)
+                scale = 255.0 / max(float(array.max()), 1.0)
+                return np.repeat((array * scale).astype(np.uint8)[..., None], 3, axis=2)
+            return np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageDecodeError(f"cannot decode: {exc}") from None
+
+
+def decode_bytes(data: bytes, min_long_side: int | None = None) -> DecodedImage:
+    """Decode ``data``; with ``min_long_side`` JPEGs may be DCT-downscaled to no less than it."""
+    if not data:
+        raise ImageDecodeError("empty file")
+    decoded = _decode_jpeg(data, min_long_side) if data[:2] == b"\xff\xd8" else None
+    if decoded is None:
+        pixels = _decode_pillow(data)
+        decoded = pixels, (pixels.shape[1], pixels.shape[0])
+    stored, (width, height) = decoded
+    orientation = read_orientation(data)
+    image = np.ascontiguousarray(apply_orientation(stored, orientation))
+    canonical = orientation_matrix(orientation, width, height)
+    full_w, full_h = (height, width) if orientation >= 5 else (width, height)
+    scale = np.diag([image.shape[1] / full_w, image.shape[0] / full_h, 1.0])
+    return DecodedImage(image, orientation, (width, height), scale @ canonical)
+
+
+def decode_image(path: str | Path, min_long_side: int | None = None) -> DecodedImage:
+    """Read and decode one image file; errors name the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return decode_bytes(data, min_long_side)
+    except ImageDecodeError as exc:
+        raise ImageDecodeError(f"{path}: {exc}") from None

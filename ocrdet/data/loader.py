@@ -1,0 +1,104 @@
+"""Dataset and DataModule: samples from a source (prepared cache or image folder) to uint8 batches + DB targets.
+
+Images stay uint8 all the way to the device; the model normalizes them there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ocrdet.data.augment import AugmentConfig, letterbox, random_warp
+from ocrdet.data.sources import Sample
+from ocrdet.data.targets import TargetConfig, make_db_targets
+
+MAP_KEYS = ("prob", "prob_mask", "thresh", "thresh_mask")
+
+
+class DetectionDataset(Dataset):
+    """One item: ``image`` uint8 (S, S, 3), the four DB maps float32 (S, S), and for evaluation the
+    polygons/ignore flags in the network frame and ``matrix`` (3x3: stored-frame points -> network frame).
+
+    ``train=True`` draws a random fused warp; otherwise the image is letterboxed to ``augment.size``.
+    """
+
+    def __init__(self, source: Any, train: bool, augment: AugmentConfig, targets: TargetConfig) -> None:
+        self.source = source
+        self.train = train
+        self.augment = augment
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample: Sample = self.source.get(index)
+        if self.train:
+            rng = np.random.default_rng([torch.initial_seed() % 2**63, index])
+            image, polygons, kept = random_warp(sample.image, sample.polygons, rng, self.augment)
+            ignore = sample.ignore[kept]
+            matrix = sample.matrix
+        else:
+            image, polygons, scale = letterbox(sample.image, sample.polygons, self.augment.size)
+            ignore = sample.ignore
+            matrix = np.diag([scale, scale, 1.0]) @ sample.matrix
+        size = image.shape[0]
+        maps = make_db_targets(polygons, ignore, size, size, self.targets)
+        item = {"image": torch.from_numpy(np.ascontiguousarray(image))}
+        item.update({k: torch.from_numpy(maps[k]) for k in MAP_KEYS})
+        item.update(name=sample.name, polygons=polygons, ignore=ignore, matrix=matrix)
+        return item
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors; keep per-image polygons, flags, names and matrices as lists."""
+    batch: dict[str, Any] = {k: torch.stack([it[k] for it in items]) for k in ("image", *MAP_KEYS)}
+    for key in ("name", "polygons", "ignore", "matrix"):
+        batch[key] = [it[key] for it in items]
+    return batch
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/synth"
+    train_split: str = "train"
+    val_split: str = "val"
+    batch_size: int = 8
+    num_workers: int = 2
+    cache: bool = True
+    cache_dir: str = ".ocrdet-cache"
+    cache_long_side: int = 1024
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    targets: TargetConfig = field(default_factory=TargetConfig)
+
+
+class DetectionDataModule(L.LightningDataModule):
+    def __init__(self, config: DataConfig, sources: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+        self.sources = sources
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        c = self.config
+        dataset = DetectionDataset(self.sources[split], train, c.augment, c.targets)
+        return DataLoader(
+            dataset,
+            batch_size=c.batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) >= c.batch_size,
+            num_workers=c.num_workers,
+            persistent_workers=c.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            collate_fn=collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.config.train_split, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.config.val_split, train=False)

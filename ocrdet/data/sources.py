@@ -1,0 +1,92 @@
+"""Where samples come from: one protocol, two sources.
+
+``FolderSource`` decodes image files on the fly (the obviously correct reference path);
+``ocrdet.data.cache.CacheSource`` reads the same samples zero-copy from a prepared cache. Both go
+through ``load_sample``, so a cache holds exactly what the folder would give.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from ocrdet.data.decode import decode_image
+from ocrdet.data.format import load_annotations, split_paths
+from ocrdet.data.orientation import transform_points
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One annotated image, upright and resized."""
+
+    image: np.ndarray
+    """uint8 (H, W, 3) RGB; from a cache a read-only view into its memmap."""
+    polygons: list[np.ndarray]
+    """float32 (N_i, 2) points in ``image``'s pixel frame."""
+    ignore: np.ndarray
+    """bool (len(polygons),) don't-care flags."""
+    name: str
+    """File name relative to ``images/<split>/``."""
+    matrix: np.ndarray
+    """float64 (3, 3): stored-frame (annotation file) points -> ``image`` points."""
+
+
+class Source(Protocol):
+    """What a Dataset needs from a source of samples."""
+
+    names: list[str]
+
+    def __len__(self) -> int: ...
+
+    def get(self, index: int) -> Sample: ...
+
+
+def resize_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink uint8 (H, W, 3) ``image`` (INTER_AREA) so its long side is at most ``long_side``.
+
+    Returns the (possibly unchanged) image and the float64 (3, 3) matrix mapping its points into the result.
+    """
+    height, width = image.shape[:2]
+    if max(height, width) <= long_side:
+        return image, np.eye(3)
+    ratio = long_side / max(height, width)
+    new_w, new_h = max(1, round(width * ratio)), max(1, round(height * ratio))
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return resized, np.diag([new_w / width, new_h / height, 1.0])
+
+
+def load_sample(path: Path, name: str, polygons: list[np.ndarray], ignore: np.ndarray, long_side: int | None) -> Sample:
+    """Decode ``path`` upright, shrink to ``long_side`` (None: full size) and move the stored-frame polygons along."""
+    decoded = decode_image(path, min_long_side=long_side)
+    image, resize = (decoded.image, np.eye(3)) if long_side is None else resize_long_side(decoded.image, long_side)
+    matrix = resize @ decoded.matrix
+    moved = [transform_points(matrix, p).astype(np.float32) for p in polygons]
+    return Sample(np.ascontiguousarray(image), moved, np.asarray(ignore, dtype=bool), name, matrix)
+
+
+class FolderSource:
+    """Samples decoded from ``ROOT/images/<split>/`` on every ``get``, in the order of ``jsons/<split>.json``.
+
+    ``long_side``: shrink images so their long side is at most this many pixels (None: full size), as
+    ``ocrdet.data.prepare`` does for the cache.
+    """
+
+    def __init__(self, root: str | Path, split: str, long_side: int | None = None) -> None:
+        self.image_dir, json_path = split_paths(root, split)
+        images = load_annotations(json_path).images
+        self.names = list(images)
+        self.long_side = long_side
+        self._annotations = [images[name].polygons() for name in self.names]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def get(self, index: int) -> Sample:
+        """Decode image ``index``; ``ImageDecodeError`` names the file when it cannot be read."""
+        polygons, ignore = self._annotations[index]
+        name = self.names[index]
+        return load_sample(self.image_dir / name, name, polygons, ignore, self.long_side)

@@ -1,0 +1,248 @@
+"""File-level evaluation (ground-truth JSON vs. prediction CSV/JSON) and the background evaluator of validation.
+
+Both score images through ``score_images``: the IoU H-mean (``"hmean"``, ICDAR 2015 rules, see
+``iou_hmean``) or CLEval (``"cleval"``). Scores are per-image counts that add up, so work can be split
+over processes and DDP ranks and the metric is computed once, from the sum.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ocrdet.data.format import AnnotationError, Annotations, load_annotations
+from ocrdet.data.predictions import Predictions, read_predictions
+from ocrdet.eval.cleval import CLEvalCounts, cleval_image
+from ocrdet.eval.iou_hmean import ImageCounts, match_images
+from ocrdet.model.postprocess import PostprocessConfig, postprocess
+
+Counts = ImageCounts | CLEvalCounts
+GroundTruth = tuple[list[np.ndarray], np.ndarray, list | None]
+"""One image's ground truth: polygons (N, 2), ignore flags (n,) bool, transcriptions or None."""
+
+METRICS = ("hmean", "cleval")
+MAX_PENDING_PER_WORKER = 2
+"""Batches the background evaluator lets wait per worker before ``submit`` blocks (bounds memory)."""
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+
+
+def score_images(metric: str, gts: Sequence[GroundTruth], dets: Sequence[Sequence[np.ndarray]]) -> list[Counts]:
+    """Per-image counts of ``metric`` for ground truth ``gts`` and detections ``dets`` (same order)."""
+    _check_metric(metric)
+    if metric == "hmean":
+        return list(match_images([(polys, ignore, det) for (polys, ignore, _), det in zip(gts, dets, strict=True)]))
+    return [cleval_image(polys, ignore, det, texts) for (polys, ignore, texts), det in zip(gts, dets, strict=True)]
+
+
+def image_figures(counts: Counts) -> dict[str, float]:
+    """One image's precision / recall / hmean (+ counts) by the metric's per-image rule."""
+    if isinstance(counts, ImageCounts):
+        return counts.image_metrics()
+    out = counts.totals()
+    out.update(char_gt=counts.char_gt, char_det=counts.char_det, char_tp=counts.char_tp)
+    return out
+
+
+def total(counts: Sequence[Counts], metric: str) -> Counts:
+    """Sum of per-image counts (the empty sum of ``metric``'s type when there are none)."""
+    return sum(counts, ImageCounts() if metric == "hmean" else CLEvalCounts())
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    metric: str
+    summary: dict[str, float]
+    """Data-set figures: precision, recall, hmean and counts (CLEval adds mean_* per-image averages)."""
+    per_image: list[tuple[str, dict[str, float]]]
+    """(file name, figures) in ground-truth order."""
+
+
+def ground_truth(annotations: Annotations) -> dict[str, GroundTruth]:
+    """File name -> (polygons, ignore flags, transcriptions) of every annotated image."""
+    out = {}
+    for name, image in annotations.images.items():
+        polys, ignore = image.polygons()
+        out[name] = (polys, ignore, [w.transcription for w in image.words.values()])
+    return out
+
+
+def align_predictions(gts: dict[str, GroundTruth], predictions: Predictions, source: str) -> list[list[np.ndarray]]:
+    """Detections in ground-truth order; an image without predictions has none; unknown names are an error."""
+    unknown = [name for name in predictions if name not in gts]
+    if unknown:
+        shown = ", ".join(repr(n) for n in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise AnnotationError(f"{source}: predictions for images that are not in the ground truth: {shown}")
+    return [list(predictions.get(name, [])) for name in gts]
+
+
+def _chunks(n: int, parts: int) -> list[slice]:
+    bounds = np.linspace(0, n, parts + 1).round().astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def evaluate_files(
+    gt_path: str | Path, pred_path: str | Path, metric: str = "hmean", workers: int = 0
+) -> EvaluationResult:
+    """Evaluate a prediction file (.csv / .json) against a ground-truth JSON.
+
+    ``workers`` > 0 splits the images over that many processes; 0 scores them in this process (for the
+    IoU metric that is faster up to thousands of images: the geometry is already bulk).
+    """
+    _check_metric(metric)
+    gts = ground_truth(load_annotations(gt_path))
+    dets = align_predictions(gts, read_predictions(pred_path), str(pred_path))
+    gt_list = list(gts.values())
+    if workers > 0 and len(gt_list) > 1:
+        parts = _chunks(len(gt_list), workers)
+        with _pool(min(workers, len(parts))) as pool:
+            futures = [pool.submit(score_images, metric, gt_list[s], dets[s]) for s in parts]
+            per_image = [c for f in futures for c in f.result()]
+    else:
+        per_image = score_images(metric, gt_list, dets)
+    return EvaluationResult(
+        metric=metric,
+        summary=total(per_image, metric).metrics(),
+        per_image=[(name, image_figures(c)) for name, c in zip(gts, per_image, strict=True)],
+    )
+
+
+def format_table(result: EvaluationResult, worst: int = 10) -> str:
+    """The data-set figures, then the ``worst`` images by H-mean, as an aligned text table."""
+    s = result.summary
+    lines = [f"metric: {result.metric}   images: {len(result.per_image)}", ""]
+    lines.append(f"{'':<22}{'precision':>10}{'recall':>10}{'hmean':>10}")
+    lines.append(f"{'data set':<22}{s['precision']:>10.4f}{s['recall']:>10.4f}{s['hmean']:>10.4f}")
+    if "mean_hmean" in s:
+        lines.append(
+            f"{'mean over images':<22}{s['mean_precision']:>10.4f}{s['mean_recall']:>10.4f}{s['mean_hmean']:>10.4f}"
+        )
+    counts = {k: v for k, v in s.items() if k not in ("precision", "recall", "hmean") and not k.startswith("mean_")}
+    lines.append("   ".join(f"{k}: {v}" for k, v in counts.items()))
+    if worst > 0 and result.per_image:
+        ranked = sorted(result.per_image, key=lambda item: item[1]["hmean"])[:worst]
+        width = max(22, max(len(name) for name, _ in ranked) + 2)
+        lines += ["", f"worst {len(ranked)} images", f"{'image':<{width}}{'precision':>10}{'recall':>10}{'hmean':>10}"]
+        for name, f in ranked:
+            lines.append(f"{name:<{width}}{f['precision']:>10.4f}{f['recall']:>10.4f}{f['hmean']:>10.4f}")
+    return "\n".join(lines)
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes started with "spawn": safe beside CUDA and threads; one OpenCV thread each."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
+
+
+def process_batch(
+    prob_maps: np.ndarray,
+    scales: Sequence[tuple[float, float]],
+    gts: Sequence[GroundTruth],
+    config: PostprocessConfig,
+    metric: str,
+) -> list[Counts]:
+    """Post-process (B, H, W) maps and score them against ``gts``: per-image counts."""
+    dets = [postprocess(prob, config, scale)[0] for prob, scale in zip(prob_maps, scales, strict=True)]
+    return score_images(metric, gts, dets)
+
+
+class BackgroundEvaluator:
+    """Validation metric computed beside the model: ``submit`` hands a batch of probability maps to worker
+    processes (post-processing + matching) and returns at once; ``counts`` / ``compute`` at the epoch's end
+    wait for the workers, sum the per-image counts once and cache the result until ``reset``.
+
+    ``workers`` = 0 runs everything inline in ``submit``. At most ``MAX_PENDING_PER_WORKER * workers``
+    batches wait at a time; beyond that ``submit`` blocks until the oldest is done.
+    """
+
+    def __init__(self, config: PostprocessConfig | None = None, workers: int = 1, metric: str = "hmean") -> None:
+        _check_metric(metric)
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+        self.config = config if config is not None else PostprocessConfig()
+        self.workers = workers
+        self.metric = metric
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: list[Future] = []
+        self._done: list[Counts] = []
+        self._total: Counts | None = None
+        self._metrics: dict[str, float] | None = None
+
+    def submit(
+        self,
+        prob_maps: np.ndarray,
+        gt_polys: Sequence[Sequence[np.ndarray]],
+        gt_ignore: Sequence[np.ndarray],
+        scales: Sequence[tuple[float, float]] | None = None,
+        gt_texts: Sequence[Sequence[str | None] | None] | None = None,
+    ) -> None:
+        """Queue one batch. ``prob_maps``: float32 or float16 numpy (B, H, W) in [0, 1]; per image: GT
+        polygons (N, 2) and ignore flags in original pixels, ``scales`` (sx, sy) = map size / original
+        size (default 1: GT in map pixels), CLEval transcriptions (default none: pseudo counts)."""
+        if self._total is not None:
+            raise RuntimeError("the metric of this epoch was already computed; call reset() before submitting again")
+        maps = np.asarray(prob_maps)
+        if maps.ndim != 3 or maps.dtype not in (np.float16, np.float32):
+            raise ValueError(f"prob_maps must be a float16/float32 (B, H, W) array, got {maps.dtype} {maps.shape}")
+        b = len(maps)
+        scales = [(1.0, 1.0)] * b if scales is None else [tuple(map(float, s)) for s in scales]
+        texts = [None] * b if gt_texts is None else list(gt_texts)
+        if not (len(gt_polys) == len(gt_ignore) == len(scales) == len(texts) == b):
+            raise ValueError(
+                f"{b} maps but {len(gt_polys)} polygon lists, {len(gt_ignore)} ignore arrays, "
+                f"{len(scales)} scales, {len(texts)} transcription lists"
+            )
+        gts = [(list(p), np.asarray(i, dtype=bool), t) for p, i, t in zip(gt_polys, gt_ignore, texts, strict=True)]
+        if self.workers == 0:
+            self._done += process_batch(maps, scales, gts, self.config, self.metric)
+            return
+        if self._pool is None:
+            self._pool = _pool(self.workers)
+        while len(self._pending) >= MAX_PENDING_PER_WORKER * self.workers:
+            self._done += self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(process_batch, maps, scales, gts, self.config, self.metric))
+
+    def counts(self) -> Counts:
+        """Summed counts of every image submitted since ``reset`` (waits for the workers; computed once)."""
+        if self._total is None:
+            for future in self._pending:
+                self._done += future.result()
+            self._pending = []
+            self._total = total(self._done, self.metric)
+        return self._total
+
+    def compute(self) -> dict[str, float]:
+        """Data-set figures of this epoch, from ``counts``; the same dict on every call until ``reset``."""
+        if self._metrics is None:
+            self._metrics = self.counts().metrics()
+        return self._metrics
+
+    def per_image(self) -> list[Counts]:
+        """Counts per image in submission order (after ``counts``/``compute``)."""
+        self.counts()
+        return list(self._done)
+
+    def reset(self) -> None:
+        """Forget this epoch; batches still queued are cancelled."""
+        for future in self._pending:
+            future.cancel()
+        self._pending, self._done, self._total, self._metrics = [], [], None, None
+
+    def close(self) -> None:
+        """Shut the worker processes down."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        self._pending = []

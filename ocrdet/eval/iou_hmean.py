@@ -1,0 +1,315 @@
+"""ICDAR 2015 IoU H-mean (Robust Reading Challenge 4, task 4.1), for polygons, with bulk geometry.
+
+The rules of the official RRC script (``script.py`` + ``rrc_evaluation_funcs.py``, Polygon3 geometry):
+
+1. A detection is *don't care* when more than ``area_precision_threshold`` (0.5, strict ``>``) of its own
+   area lies inside ONE don't-care ground-truth polygon. A detection of zero area is never don't care.
+   This is decided before matching; don't-care polygons on both sides are then left out of everything.
+2. Matching is one-to-one and greedy in input order: ground truth outer, detections inner; a pair is
+   matched when both are still free and IoU is strictly greater than ``iou_threshold`` (0.5). It is the
+   first such detection in order, not the one with the best IoU.
+3. ``IoU = inter / (area_det + area_gt - inter)``, and 0 when that union is 0 (the script catches the
+   division error).
+4. Geometry is that of Polygon3: an area is ``|shoelace|`` of the points as given; an intersection is
+   of the even-odd regions (GPC clipping). For a simple polygon both are the usual geometry. For a
+   self-intersecting one (bow-tie) the lobes cancel in the area but not in the intersection, so its
+   IoU can be anything, even above 1 or negative - exactly what the official script computes. Shapely
+   builds the even-odd region with ``make_valid(method="linework")``. Invalid polygons are therefore
+   kept, never dropped (MhLiao/DB's shapely port drops them; the RRC script does not).
+5. Per image: no care ground truth -> recall 1, precision 0 if any care detection else 1. Data set:
+   sums of matched / care GT / care detections over images; 0 where a denominator is 0.
+
+Deliberate differences, none of which changes a result for clockwise integer quads (the only input the
+official script accepts): polygons may have any number (>= 3) of points and float coordinates (the
+script truncates with ``int()``), and either orientation (the script rejects a whole submission with
+one counter-clockwise quad; orientation changes no area here).
+
+With overlapping ground truth, greedy order can change the number of matches (one detection with
+IoU > 0.5 to two GT); with disjoint ground truth at most one GT can pass the threshold per detection
+and the result is independent of order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+IOU_THRESHOLD = 0.5
+AREA_PRECISION_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class ImageCounts:
+    """Mergeable match counts: sum them over images, workers and DDP ranks, then call ``metrics``."""
+
+    gt_care: int = 0
+    det_care: int = 0
+    matched: int = 0
+
+    def __add__(self, other: ImageCounts) -> ImageCounts:
+        return ImageCounts(self.gt_care + other.gt_care, self.det_care + other.det_care, self.matched + other.matched)
+
+    def metrics(self) -> dict[str, float]:
+        """Data-set figures from summed counts (0 where a denominator is 0), plus the counts."""
+        recall = self.matched / self.gt_care if self.gt_care else 0.0
+        precision = self.matched / self.det_care if self.det_care else 0.0
+        return _with_counts(self, precision, recall)
+
+    def image_metrics(self) -> dict[str, float]:
+        """One image's figures by the script's per-image rule (no care GT: recall 1, precision 0 or 1)."""
+        if self.gt_care == 0:
+            recall, precision = 1.0, (0.0 if self.det_care else 1.0)
+        else:
+            recall = self.matched / self.gt_care
+            precision = self.matched / self.det_care if self.det_care else 0.0
+        return _with_counts(self, precision, recall)
+
+
+def _with_counts(counts: ImageCounts, precision: float, recall: float) -> dict[str, float]:
+    hmean = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "hmean": hmean,
+        "gt_care": counts.gt_care,
+        "det_care": counts.det_care,
+        "matched": counts.matched,
+    }
+
+
+@dataclass(frozen=True)
+class PolygonSet:
+    """Many polygons as shapely arrays: ``geoms`` (n,) object, ``area`` (n,) float64 |shoelace|,
+    ``bounds`` (n, 4) float64 xmin, ymin, xmax, ymax, ``valid`` (n,) bool (False: self-intersecting
+    or collapsed ring, whose geometry is its even-odd region and whose ``area`` is not that region's)."""
+
+    geoms: np.ndarray
+    area: np.ndarray
+    bounds: np.ndarray
+    valid: np.ndarray
+
+
+def check_polygons(polys: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
+    """Polygons as float64 (N_i, 2) arrays; a clear ValueError naming the polygon for anything else."""
+    out = [np.asarray(poly, dtype=np.float64) for poly in polys]
+    for i, arr in enumerate(out):
+        if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 3:
+            raise ValueError(f"{what} polygon {i}: expected an (N >= 3, 2) array of points, got shape {arr.shape}")
+    if out and not np.isfinite(np.concatenate(out)).all():
+        i = next(i for i, arr in enumerate(out) if not np.isfinite(arr).all())
+        raise ValueError(f"{what} polygon {i}: coordinates must be finite, got {out[i].tolist()}")
+    return out
+
+
+def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
+    """Build shapely geometries, shoelace areas and bounds of float64 (N_i, 2) polygons in bulk.
+
+    Invalid rings (self-intersecting, collapsed) become their even-odd region, as GPC sees them.
+    """
+    n = len(polys)
+    if n == 0:
+        return PolygonSet(np.empty(0, dtype=object), np.empty(0), np.empty((0, 4)), np.empty(0, dtype=bool))
+    sizes = np.fromiter((len(p) for p in polys), dtype=np.int64, count=n)
+    coords = np.concatenate(polys)
+    owner = np.repeat(np.arange(n), sizes)
+    geoms = shapely.polygons(shapely.linearrings(coords, indices=owner))
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():
+        geoms[invalid] = shapely.make_valid(geoms[invalid], method="linework")
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    following = np.arange(1, len(coords) + 1)
+    following[starts + sizes - 1] = starts
+    x, y = coords[:, 0], coords[:, 1]
+    cross = x * y[following] - y * x[following]
+    area = 0.5 * np.abs(np.add.reduceat(cross, starts))
+    bounds = np.stack(
+        [
+            np.minimum.reduceat(x, starts),
+            np.minimum.reduceat(y, starts),
+            np.maximum.reduceat(x, starts),
+            np.maximum.reduceat(y, starts),
+        ],
+        axis=1,
+    )
+    return PolygonSet(geoms, area, bounds, ~invalid)
+
+
+def candidate_pairs(gt_bounds: np.ndarray, det_bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gt index, det index) int64 arrays of pairs whose bounding boxes touch, sorted by gt then det."""
+    if len(gt_bounds) == 0 or len(det_bounds) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    g, d = gt_bounds[:, None, :], det_bounds[None, :, :]
+    touch = (d[..., 0] <= g[..., 2]) & (g[..., 0] <= d[..., 2]) & (d[..., 1] <= g[..., 3]) & (g[..., 1] <= d[..., 3])
+    gi, di = np.nonzero(touch)
+    return gi.astype(np.int64), di.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ImageBatch:
+    """Polygons of many images flattened: global indices, the image of every polygon, and the pairs
+    (sorted by image, gt, det) whose bounding boxes touch, with the area of that bounding-box overlap."""
+
+    gt: PolygonSet
+    det: PolygonSet
+    gt_ignore: np.ndarray
+    gt_image: np.ndarray
+    det_image: np.ndarray
+    pair_gt: np.ndarray
+    pair_det: np.ndarray
+    box_overlap: np.ndarray
+    n_images: int
+
+
+def flatten_images(images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, Sequence[np.ndarray]]]) -> ImageBatch:
+    """Check and flatten (gt polygons, gt ignore flags, det polygons) per image into one ``ImageBatch``."""
+    gt_polys: list[np.ndarray] = []
+    det_polys: list[np.ndarray] = []
+    ignores = [np.empty(0, dtype=bool)]
+    gt_sizes, det_sizes = [], []
+    for k, (gts, ignore, dets) in enumerate(images):
+        gts = check_polygons(gts, f"image {k}: ground-truth")
+        dets = check_polygons(dets, f"image {k}: detection")
+        ignore = np.asarray(ignore, dtype=bool).reshape(-1)
+        if len(ignore) != len(gts):
+            raise ValueError(f"image {k}: {len(gts)} ground-truth polygons but {len(ignore)} ignore flags")
+        gt_polys += gts
+        det_polys += dets
+        ignores.append(ignore)
+        gt_sizes.append(len(gts))
+        det_sizes.append(len(dets))
+    gt, det = polygon_set(gt_polys), polygon_set(det_polys)
+    gt_starts = np.concatenate(([0], np.cumsum(gt_sizes, dtype=np.int64)))
+    det_starts = np.concatenate(([0], np.cumsum(det_sizes, dtype=np.int64)))
+    pg, pd = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    for k in range(len(images)):
+        g0, g1, d0, d1 = gt_starts[k], gt_starts[k + 1], det_starts[k], det_starts[k + 1]
+        gi, di = candidate_pairs(gt.bounds[g0:g1], det.bounds[d0:d1])
+        pg.append(gi + g0)
+        pd.append(di + d0)
+    pair_gt, pair_det = np.concatenate(pg), np.concatenate(pd)
+    lo = np.maximum(gt.bounds[pair_gt, :2], det.bounds[pair_det, :2])
+    hi = np.minimum(gt.bounds[pair_gt, 2:], det.bounds[pair_det, 2:])
+    return ImageBatch(
+        gt=gt,
+        det=det,
+        gt_ignore=np.concatenate(ignores),
+        gt_image=np.repeat(np.arange(len(images)), gt_sizes),
+        det_image=np.repeat(np.arange(len(images)), det_sizes),
+        pair_gt=pair_gt,
+        pair_det=pair_det,
+        box_overlap=np.prod(np.clip(hi - lo, 0.0, None), axis=1),
+        n_images=len(images),
+    )
+
+
+def _intersection_area(batch: ImageBatch, pairs: np.ndarray) -> np.ndarray:
+    """Area of det & gt (even-odd regions) for the selected pair positions, float64."""
+    return shapely.area(
+        shapely.intersection(batch.det.geoms[batch.pair_det[pairs]], batch.gt.geoms[batch.pair_gt[pairs]])
+    )
+
+
+_SLACK = 1e-9
+"""Relative margin of the pruning bounds below, so that rounding never prunes a pair that passes."""
+
+
+def det_dont_care(batch: ImageBatch, area_precision_threshold: float = AREA_PRECISION_THRESHOLD) -> np.ndarray:
+    """(n_det,) bool: more than ``area_precision_threshold`` of the detection's area inside one don't-care GT.
+
+    Pairs are pruned first with ``inter <= bounding-box overlap``; only the rest go to GEOS.
+    """
+    g, d = batch.pair_gt, batch.pair_det
+    det_area = batch.det.area[d]
+    pos = np.flatnonzero(
+        batch.gt_ignore[g] & (det_area > 0) & (batch.box_overlap >= area_precision_threshold * det_area * (1 - _SLACK))
+    )
+    inside = _intersection_area(batch, pos) / det_area[pos]
+    dont_care = np.zeros(len(batch.det.area), dtype=bool)
+    dont_care[d[pos[inside > area_precision_threshold]]] = True
+    return dont_care
+
+
+def pair_iou(batch: ImageBatch, pos: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """IoU of the pairs at positions ``pos``, float64; pairs that provably cannot exceed ``iou_threshold``
+    get 0 without a GEOS call.
+
+    For valid polygons ``inter <= min(box overlap, area_det, area_gt)``; for invalid ones only the box
+    overlap bounds the region. IoU grows with ``inter`` while the union is positive, hence the bound.
+    """
+    g, d = batch.pair_gt[pos], batch.pair_det[pos]
+    a_d, a_g, box = batch.det.area[d], batch.gt.area[g], batch.box_overlap[pos]
+    both_valid = batch.det.valid[d] & batch.gt.valid[g]
+    upper = np.where(both_valid, np.minimum(box, np.minimum(a_d, a_g)), box)
+    rest = a_d + a_g - upper
+    hopeless = (rest > 0) & (upper <= iou_threshold * rest * (1 - _SLACK))
+    iou = np.zeros(len(pos))
+    todo = np.flatnonzero(~hopeless)
+    inter = _intersection_area(batch, pos[todo])
+    union = a_d[todo] + a_g[todo] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou[todo] = np.where(union != 0, inter / union, 0.0)
+    return iou
+
+
+def match_images(
+    images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, Sequence[np.ndarray]]],
+    iou_threshold: float = IOU_THRESHOLD,
+    area_precision_threshold: float = AREA_PRECISION_THRESHOLD,
+) -> list[ImageCounts]:
+    """``match_image`` for many images at once, with bulk geometry over all their candidate pairs.
+
+    ``images``: (gt polygons, gt ignore flags, det polygons) per image, polygons as (N, 2) arrays.
+    """
+    batch = flatten_images(images)
+    n = batch.n_images
+    dont_care = det_dont_care(batch, area_precision_threshold)
+    pos = np.flatnonzero(~batch.gt_ignore[batch.pair_gt] & ~dont_care[batch.pair_det])
+    iou = pair_iou(batch, pos, iou_threshold)
+    gt_taken = np.zeros(len(batch.gt.area), dtype=bool)
+    det_taken = np.zeros(len(batch.det.area), dtype=bool)
+    matched = np.zeros(n, dtype=np.int64)
+    passing = pos[iou > iou_threshold]
+    for g, d in zip(batch.pair_gt[passing].tolist(), batch.pair_det[passing].tolist(), strict=True):
+        if not gt_taken[g] and not det_taken[d]:
+            gt_taken[g] = det_taken[d] = True
+            matched[batch.gt_image[g]] += 1
+    gt_care = np.bincount(batch.gt_image[~batch.gt_ignore], minlength=n)
+    det_care = np.bincount(batch.det_image[~dont_care], minlength=n)
+    return [ImageCounts(int(g), int(d), int(m)) for g, d, m in zip(gt_care, det_care, matched, strict=True)]
+
+
+def match_image(
+    gt_polys: Sequence[np.ndarray],
+    gt_ignore: np.ndarray,
+    det_polys: Sequence[np.ndarray],
+    iou_threshold: float = IOU_THRESHOLD,
+    area_precision_threshold: float = AREA_PRECISION_THRESHOLD,
+) -> ImageCounts:
+    """Counts of one image by the ICDAR 2015 rules (module docstring); polygons (N, 2), ignore (n_gt,) bool."""
+    return match_images([(gt_polys, gt_ignore, det_polys)], iou_threshold, area_precision_threshold)[0]
+
+
+class IoUHmean:
+    """The metric protocol over ``match_image``: ``update`` per image, ``compute`` once, ``reset``."""
+
+    def __init__(self) -> None:
+        self.per_image: list[ImageCounts] = []
+
+    def update(
+        self, gt_polys: Sequence[np.ndarray], gt_ignore: np.ndarray, det_polys: Sequence[np.ndarray]
+    ) -> ImageCounts:
+        counts = match_image(gt_polys, gt_ignore, det_polys)
+        self.per_image.append(counts)
+        return counts
+
+    def counts(self) -> ImageCounts:
+        return sum(self.per_image, ImageCounts())
+
+    def compute(self) -> dict[str, float]:
+        return self.counts().metrics()
+
+    def reset(self) -> None:
+        self.per_image = []

@@ -1,0 +1,104 @@
+"""The LightningModule: connects DBNet, the DB loss, post-processing and the H-mean metric."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import lightning as L
+import torch
+
+from ocrdet.eval.evaluate import BackgroundEvaluator
+from ocrdet.eval.iou_hmean import ImageCounts
+from ocrdet.model.dbnet import DBNet, ModelConfig
+from ocrdet.model.loss import DBLoss, LossWeights
+from ocrdet.model.postprocess import PostprocessConfig
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+
+
+class DBNetModule(L.LightningModule):
+    """Training: loss on uint8 batches. Validation: probability maps go to background workers that
+    post-process and count matches while the model runs the next batch; the metric is computed once
+    per epoch from counts summed over all ranks."""
+
+    def __init__(
+        self,
+        model: ModelConfig = ModelConfig(),
+        loss: LossWeights = LossWeights(),
+        optim: OptimConfig = OptimConfig(),
+        postprocess: PostprocessConfig = PostprocessConfig(),
+        input_size: int = 640,
+        eval_workers: int = 1,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "model": asdict(model),
+                "loss": asdict(loss),
+                "optim": asdict(optim),
+                "postprocess": asdict(postprocess),
+                "input_size": input_size,
+            }
+        )
+        self.model = DBNet(model)
+        self.forward_fn = torch.compile(self.model) if compile else self.model
+        self.loss = DBLoss(loss)
+        self.optim = optim
+        self.postprocess = postprocess
+        self.eval_workers = eval_workers
+        self._evaluator: BackgroundEvaluator | None = None
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_fn(images)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        losses = self.loss(self(batch["image"]), batch)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=len(batch["name"]))
+        self.log("loss", losses["loss"], prog_bar=True, logger=False, batch_size=len(batch["name"]))
+        return losses["loss"]
+
+    @property
+    def evaluator(self) -> BackgroundEvaluator:
+        if self._evaluator is None:
+            self._evaluator = BackgroundEvaluator(self.postprocess, workers=self.eval_workers)
+        return self._evaluator
+
+    def on_validation_epoch_start(self) -> None:
+        self.evaluator.reset()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        prob = self(batch["image"])["prob"][:, 0]
+        self.evaluator.submit(prob.float().cpu().numpy(), batch["polygons"], batch["ignore"])
+
+    def on_validation_epoch_end(self) -> None:
+        counts = self.evaluator.counts()
+        totals = torch.tensor([counts.gt_care, counts.det_care, counts.matched], device=self.device, dtype=torch.float64)
+        totals = self.all_gather(totals).reshape(-1, 3).sum(0) if self.trainer.world_size > 1 else totals
+        summed = ImageCounts(*(int(v) for v in totals.tolist()))
+        for key, value in summed.metrics().items():
+            self.log(f"val/{key}", value, prog_bar=key == "hmean", sync_dist=False, rank_zero_only=False)
+
+    def on_fit_end(self) -> None:
+        if self._evaluator is not None:
+            self._evaluator.close()
+            self._evaluator = None
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(self.optim.warmup_steps, total // 4)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, 1 - (step - warmup) / max(total - warmup, 1)) ** 0.9
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,73 @@
+"""``ocrdet train``: build data, model and Lightning trainer from a TrainConfig and fit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from ocrdet.data.loader import DetectionDataModule
+from ocrdet.data.sources import open_source
+from ocrdet.data.synth import generate_dataset
+from ocrdet.train.config import TrainConfig
+from ocrdet.train.module import DBNetModule
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def ensure_data(config: TrainConfig) -> Path:
+    """The data root; generated synthetic receipts when it is missing and ``synth`` asks for them."""
+    root = Path(config.data.root)
+    if not root.exists() and config.synth.train > 0:
+        print(f"generating {config.synth.train}+{config.synth.val} synthetic receipts in {root}")
+        generate_dataset(root, config.synth.train, config.synth.val, seed=config.synth.seed)
+    if not root.exists():
+        raise FileNotFoundError(f"data root {root} does not exist (expected {root}/images/<split>, {root}/jsons/)")
+    return root
+
+
+def fit(config: TrainConfig) -> Path:
+    """Train and validate; returns the path of the best checkpoint."""
+    L.seed_everything(config.seed, workers=True)
+    root = ensure_data(config)
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+    d = config.data
+    sources = {
+        split: open_source(root, split, cache=d.cache, cache_dir=Path(d.cache_dir), long_side=d.cache_long_side)
+        for split in (d.train_split, d.val_split)
+    }
+    datamodule = DetectionDataModule(d, sources)
+    module = DBNetModule(
+        config.model,
+        config.loss,
+        config.optim,
+        config.postprocess,
+        input_size=d.augment.size,
+        eval_workers=config.eval_workers,
+        compile=config.compile,
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor="val/hmean",
+        mode="max",
+        save_last=True,
+    )
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        logger=[CSVLogger(run_dir, name="logs"), TensorBoardLogger(run_dir, name="tb")],
+        callbacks=[checkpoint],
+        **dataclasses.asdict(config.trainer),
+    )
+    ckpt_path = config.ckpt_path
+    if config.resume and ckpt_path is None:
+        last = run_dir / "checkpoints" / LAST_CHECKPOINT
+        ckpt_path = str(last) if last.exists() else None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    return Path(checkpoint.best_model_path or checkpoint.last_model_path)

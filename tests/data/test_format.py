@@ -1,0 +1,104 @@
+import json
+
+import numpy as np
+import pytest
+
+from ocrdet.data.format import (
+    AnnotationError,
+    DegeneratePolygonWarning,
+    load_annotations,
+    parse_annotations,
+    save_annotations,
+)
+from ocrdet.data.predictions import format_csv, from_annotations, parse_csv, read_predictions, write_predictions
+
+SQUARE = [[10, 10], [50, 10], [50, 30], [10, 30]]
+
+
+def doc(words: dict, **image) -> dict:
+    return {"images": {"a.jpg": {"words": words, **image}}}
+
+
+def test_valid_file_loads(tmp_path):
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(doc({"0001": {"points": SQUARE, "illegibility": True}}, img_w=100, img_h=50)))
+    ann = load_annotations(path)
+    polys, ignore = ann.images["a.jpg"].polygons()
+    assert polys[0].dtype == np.float32 and polys[0].shape == (4, 2)
+    assert ignore.tolist() == [True]
+
+
+@pytest.mark.parametrize(
+    ("points", "problem"),
+    [
+        ([[0, 0], [1, 1]], "at least 3 points"),
+        ([[0, 0], [float("nan"), 1], [2, 2]], "not finite"),
+        ([[0, 0], ["x", 1], [2, 2]], "valid number"),
+    ],
+)
+def test_bad_points_name_file_image_and_word(points, problem):
+    with pytest.raises(AnnotationError) as err:
+        parse_annotations(doc({"w7": {"points": points}}), source="gt.json")
+    message = str(err.value)
+    assert "gt.json" in message and "'a.jpg'" in message and "'w7'" in message and problem in message
+
+
+def test_points_outside_image_are_refused_beyond_tolerance():
+    inside = [[-1, 0], [101, 0], [101, 51], [0, 51]]
+    parse_annotations(doc({"1": {"points": inside}}, img_w=100, img_h=50))
+    with pytest.raises(AnnotationError, match="outside the 100x50 image"):
+        parse_annotations(doc({"1": {"points": [[0, 0], [150, 0], [150, 40]]}}, img_w=100, img_h=50))
+    with pytest.raises(AnnotationError, match="outside"):
+        parse_annotations(doc({"1": {"points": [[-20, 0], [10, 0], [10, 40]]}}, img_w=100, img_h=50))
+
+
+def test_zero_area_polygons_dropped_with_count():
+    words = {"1": {"points": SQUARE}, "2": {"points": [[0, 0], [5, 5], [10, 10]]}, "3": {"points": [[1, 1]] * 4}}
+    with pytest.warns(DegeneratePolygonWarning, match="dropped 2"):
+        ann = parse_annotations(doc(words))
+    assert list(ann.images["a.jpg"].words) == ["1"]
+
+
+def test_malformed_json_names_file(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"images": {')
+    with pytest.raises(AnnotationError, match="broken.json: not valid JSON"):
+        load_annotations(path)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "a/../../b.jpg", "C:/x.jpg"])
+def test_image_names_cannot_escape_the_image_folder(name):
+    with pytest.raises(AnnotationError, match="relative path"):
+        parse_annotations({"images": {name: {"words": {}}}})
+
+
+def test_json_round_trip(tmp_path):
+    ann = parse_annotations(doc({"0001": {"points": SQUARE, "transcription": "TOTAL"}}, img_w=60, img_h=40))
+    save_annotations(ann, tmp_path / "out.json")
+    assert load_annotations(tmp_path / "out.json") == ann
+
+
+def test_csv_json_round_trip(tmp_path):
+    predictions = {
+        "a.jpg": [np.array(SQUARE, np.float32), np.array([[1, 2], [30, 2], [30, 9], [15, 12], [1, 9]], np.float32)],
+        "b.jpg": [],
+    }
+    text = format_csv(predictions)
+    assert text.splitlines()[0] == "filename,polygons"
+    assert text.splitlines()[1] == "a.jpg,10 10 50 10 50 30 10 30|1 2 30 2 30 9 15 12 1 9"
+    back = parse_csv(text)
+    assert set(back) == {"a.jpg", "b.jpg"} and back["b.jpg"] == []
+    for a, b in zip(predictions["a.jpg"], back["a.jpg"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    write_predictions(back, tmp_path / "p.json")
+    via_json = read_predictions(tmp_path / "p.json")
+    write_predictions(via_json, tmp_path / "p.csv")
+    assert (tmp_path / "p.csv").read_text() == text
+    assert from_annotations(load_annotations(tmp_path / "p.json")).keys() == predictions.keys()
+
+
+def test_csv_errors_name_line():
+    with pytest.raises(AnnotationError, match="line 2 .*a.jpg.*polygon 0"):
+        parse_csv("filename,polygons\na.jpg,1 2 3\n", source="p.csv")
+    with pytest.raises(AnnotationError, match="header"):
+        parse_csv("a.jpg,1 2 3 4 5 6\n")
