@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -44,17 +43,46 @@ def cmd_predict(args: argparse.Namespace) -> None:
     overrides = {k: v for k, v in (("box_thresh", args.box_thresh), ("unclip_ratio", args.unclip_ratio)) if v}
     detector = Detector.from_checkpoint(args.checkpoint, device=args.device, **overrides)
     paths = _image_paths(args.images)
-    predictions = detector.detect_files(paths, Path(args.overlay) if args.overlay else None)
+    predictions = detector.detect_files(
+        paths, Path(args.overlay) if args.overlay else None, Path(args.save_maps) if args.save_maps else None
+    )
     write_predictions(predictions, args.out)
     n = sum(len(p) for p in predictions.values())
-    print(f"{n} polygons in {len(paths)} images -> {args.out}" + (f"; overlays in {args.overlay}" if args.overlay else ""))
+    print(
+        f"{n} polygons in {len(paths)} images -> {args.out}" + (f"; overlays in {args.overlay}" if args.overlay else "")
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from ocrdet.eval.evaluate import evaluate_files, format_result
+    from ocrdet.eval.evaluate import evaluate_files, format_table
+    from ocrdet.eval.sweep import format_sweep, run_sweep
 
-    result = evaluate_files(args.gt, args.pred, metric=args.metric)
-    print(format_result(result, per_image=args.per_image))
+    if args.sweep:
+        result = run_sweep(args.gt, args.pred, args.sweep, args.plot, metric=args.metric)
+        print(format_sweep(result))
+        print(f"plot: {args.plot}")
+    else:
+        print(format_table(evaluate_files(args.gt, args.pred, metric=args.metric)))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from ocrdet.data.format import split_paths
+    from ocrdet.data.predictions import write_predictions
+    from ocrdet.eval.evaluate import evaluate_files, format_table
+    from ocrdet.infer import Detector
+    from ocrdet.train.config import compose
+    from ocrdet.train.run import fit
+
+    out = Path(args.out)
+    config = compose(["experiment=demo", f"data.root={out / 'data'}", f"run_dir={out / 'run'}", *args.overrides])
+    best = fit(config)
+    image_dir, gt_path = split_paths(config.data.root, config.data.val_split)
+    detector = Detector.from_checkpoint(best)
+    predictions = detector.detect_files(_image_paths([str(image_dir)]), out / "overlays")
+    write_predictions(predictions, out / "predictions.csv")
+    print(format_table(evaluate_files(gt_path, out / "predictions.csv")))
+    print(f"checkpoint: {best}\npredictions: {out / 'predictions.csv'}\noverlays: {out / 'overlays'}/")
+    print(f"training curves: {out / 'run' / 'logs'} (CSV) and {out / 'run' / 'tb'} (TensorBoard)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,24 +109,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--box-thresh", type=float)
     p.add_argument("--unclip-ratio", type=float)
+    p.add_argument("--save-maps", help="also write the probability maps (.npz) for `evaluate --sweep`")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="precision / recall / H-mean of predictions against ground truth")
     p.add_argument("gt", help="ground-truth JSON")
-    p.add_argument("pred", help="predictions (.csv or .json)")
+    p.add_argument("pred", help="predictions (.csv or .json), or with --sweep the maps from `predict --save-maps`")
     p.add_argument("--metric", choices=["hmean", "cleval"], default="hmean")
-    p.add_argument("--per-image", action="store_true")
+    p.add_argument("--sweep", help="post-processing sweep over saved maps, e.g. box_thresh=0.3:0.9:0.05")
+    p.add_argument("--plot", default="sweep.png", help="PNG of the sweep")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="synthetic receipts -> train a few minutes on CPU -> predict -> evaluate")
+    p.add_argument("--out", default="demo")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides on top of experiment=demo")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ocrdet.allocator import maybe_reexec_with_tcmalloc
+    """The ``ocrdet`` command; with ``argv`` given (tests, scripts) it runs in this process as it is."""
+    if argv is None:
+        from ocrdet.allocator import maybe_reexec_with_tcmalloc
 
-    maybe_reexec_with_tcmalloc()
+        maybe_reexec_with_tcmalloc()
     args = build_parser().parse_args(argv)
     args.func(args)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ocrdet.data.augment import letterbox
 from ocrdet.data.decode import decode_image
+from ocrdet.data.orientation import INVERSE_ORIENTATION, apply_orientation
 from ocrdet.data.predictions import Predictions
+from ocrdet.eval.sweep import save_maps
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
 
@@ -44,6 +47,19 @@ def load_checkpoint(path: str | Path) -> tuple[DBNet, PostprocessConfig, int]:
     return model.eval(), PostprocessConfig(**hparams["postprocess"]), size
 
 
+@dataclass(frozen=True)
+class Detection:
+    polygons: list[np.ndarray]
+    """float32 (N_i, 2) in the file's stored pixel frame (the annotation frame)."""
+    scores: np.ndarray
+    overlay: np.ndarray
+    """uint8 (H, W, 3): the upright image with the polygons drawn."""
+    prob_map: np.ndarray
+    """float32 (h, w) probability map turned back to the stored frame's orientation."""
+    map_scale: tuple[float, float]
+    """(sx, sy) = map size / stored image size."""
+
+
 class Detector:
     """Runs DBNet on whole images: decode (EXIF applied), letterbox, forward, post-process, map back."""
 
@@ -59,28 +75,45 @@ class Detector:
         return cls(model, replace(post, **postprocess_overrides), size, device)
 
     @torch.inference_mode()
-    def detect(self, path: str | Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """(polygons in the stored frame, scores, the upright decoded image with polygons in its frame drawn)."""
+    def detect(self, path: str | Path) -> Detection:
         decoded = decode_image(path, min_long_side=self.size)
         image, _, scale = letterbox(decoded.image, [], self.size)
         prob = self.model(torch.from_numpy(image)[None].to(self.device))["prob"][0, 0].float().cpu().numpy()
         polygons, scores = postprocess(prob, self.postprocess)
         in_image = [p / scale for p in polygons]
-        stored = [decoded.to_stored(p) for p in in_image]
-        return stored, scores, draw_polygons(decoded.image, in_image)
+        height, width = (round(n * scale) for n in decoded.image.shape[:2])
+        stored_map = apply_orientation(prob[:height, :width], INVERSE_ORIENTATION[decoded.orientation])
+        return Detection(
+            polygons=[decoded.to_stored(p) for p in in_image],
+            scores=scores,
+            overlay=draw_polygons(decoded.image, in_image),
+            prob_map=np.ascontiguousarray(stored_map),
+            map_scale=(stored_map.shape[1] / decoded.stored_size[0], stored_map.shape[0] / decoded.stored_size[1]),
+        )
 
-    def detect_files(self, paths: list[Path], overlay_dir: Path | None = None) -> Predictions:
+    def detect_files(
+        self, paths: list[Path], overlay_dir: Path | None = None, maps_path: Path | None = None
+    ) -> Predictions:
+        """Polygons per file name; optionally overlay PNGs and the probability maps for ``evaluate --sweep``."""
         predictions: Predictions = {}
-        for path in paths:
-            polygons, _, overlay = self.detect(path)
-            predictions[path.name] = polygons
+        maps, scales = [], []
+        for path in tqdm(paths, desc="predict", unit="img", disable=len(paths) < 2):
+            detection = self.detect(path)
+            predictions[path.name] = detection.polygons
             if overlay_dir is not None:
                 overlay_dir.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(overlay_dir / f"{path.stem}.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+                cv2.imwrite(str(overlay_dir / f"{path.stem}.png"), cv2.cvtColor(detection.overlay, cv2.COLOR_RGB2BGR))
+            if maps_path is not None:
+                maps.append(detection.prob_map)
+                scales.append(detection.map_scale)
+        if maps_path is not None:
+            save_maps(maps_path, [p.name for p in paths], maps, scales)
         return predictions
 
 
-def draw_polygons(image: np.ndarray, polygons: list[np.ndarray], color: tuple[int, int, int] = (255, 0, 0)) -> np.ndarray:
+def draw_polygons(
+    image: np.ndarray, polygons: list[np.ndarray], color: tuple[int, int, int] = (255, 0, 0)
+) -> np.ndarray:
     """A copy of uint8 RGB ``image`` with polygon outlines drawn."""
     out = image.copy()
     pts = [np.round(p).astype(np.int32).reshape(-1, 1, 2) for p in polygons]

@@ -24,7 +24,7 @@ def reference_db_targets(
     ignore: np.ndarray | Sequence[bool],
     height: int,
     width: int,
-    config: TargetConfig = TargetConfig(),  # noqa: B008 (frozen dataclass)
+    config: TargetConfig = TargetConfig(),
 ) -> dict[str, np.ndarray]:
     """DB targets of one image; see ``ocrdet.data.targets.make_db_targets`` for inputs and the float32 outputs."""
     polys, flags = check_target_inputs(polygons, ignore, height, width)
@@ -100,16 +100,15 @@ def _draw_border_map(polygon: np.ndarray, canvas: np.ndarray, mask: np.ndarray, 
     xmin, xmax = padded_polygon[:, 0].min(), padded_polygon[:, 0].max()
     ymin, ymax = padded_polygon[:, 1].min(), padded_polygon[:, 1].max()
     box_w, box_h = xmax - xmin + 1, ymax - ymin + 1
-    local = polygon.copy()
-    local[:, 0] -= xmin
-    local[:, 1] -= ymin
-    xs = np.broadcast_to(np.linspace(0, box_w - 1, num=box_w).reshape(1, box_w), (box_h, box_w))
-    ys = np.broadcast_to(np.linspace(0, box_h - 1, num=box_h).reshape(box_h, 1), (box_h, box_w))
+    # Absolute pixel coordinates (DB shifts the polygon to the box instead): the same numbers, without rounding
+    # tiny coordinates away.
+    xs = np.broadcast_to(np.linspace(xmin, xmax, num=box_w).reshape(1, box_w), (box_h, box_w))
+    ys = np.broadcast_to(np.linspace(ymin, ymax, num=box_h).reshape(box_h, 1), (box_h, box_w))
 
-    distance_map = np.zeros((len(local), box_h, box_w), dtype=np.float32)
-    for i in range(len(local)):
-        j = (i + 1) % len(local)
-        distance_map[i] = np.clip(_edge_distance(xs, ys, local[i], local[j]) / distance, 0, 1)
+    distance_map = np.zeros((len(polygon), box_h, box_w), dtype=np.float32)
+    for i in range(len(polygon)):
+        j = (i + 1) % len(polygon)
+        distance_map[i] = np.clip(_edge_distance(xs, ys, polygon[i], polygon[j]) / distance, 0, 1)
     distance_map = distance_map.min(axis=0)
 
     x0, x1 = min(max(0, xmin), canvas.shape[1] - 1), min(max(0, xmax), canvas.shape[1] - 1)

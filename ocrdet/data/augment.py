@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -25,9 +25,8 @@ class AugmentConfig:
     rotate_deg: rotation drawn uniformly from [-rotate_deg, rotate_deg] degrees.
     flip_prob: probability of a horizontal flip (mirrored text reads backwards, hence 0).
     crop_tries: attempts at a crop window whose edges cut no text box and that holds a whole polygon.
-    brightness: brightness shift drawn from [-brightness, brightness] x 255 (as albumentations'
-        RandomBrightnessContrast, whose 0.2 defaults these are).
-    contrast: contrast factor drawn from [1 - contrast, 1 + contrast].
+    brightness, contrast: out = alpha * x + beta * 255 with alpha drawn from [1 - contrast, 1 + contrast] and beta
+        from [-brightness, brightness], as albumentations' RandomBrightnessContrast (whose 0.2 defaults these are).
     """
 
     size: int = 640
@@ -73,37 +72,78 @@ def pixel_matrix(matrix: np.ndarray) -> np.ndarray:
 
 def transform_polygons(polygons: Sequence[np.ndarray], matrix: np.ndarray) -> list[np.ndarray]:
     """Apply a (2, 3) affine map to float (N_i, 2) polygons with one ``cv2.transform``; float32 (N_i, 2) out."""
+    points, starts = _transform(polygons, matrix)
+    return np.split(points, starts[1:]) if len(starts) else []
+
+
+def _transform(polygons: Sequence[np.ndarray], matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All points of the polygons moved by a (2, 3) map, float32 (P, 2), and each polygon's first index, int (N,)."""
     if not polygons:
-        return []
-    points = np.concatenate([np.asarray(p, dtype=np.float32).reshape(-1, 2) for p in polygons])
-    moved = cv2.transform(points[:, None, :], np.asarray(matrix, dtype=np.float64))[:, 0, :]
-    return np.split(moved, np.cumsum([len(p) for p in polygons])[:-1])
+        return np.zeros((0, 2), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    arrays = [np.asarray(p, dtype=np.float32) for p in polygons]
+    for i, points in enumerate(arrays):
+        if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+            raise ValueError(f"polygon {i}: expected an (N, 2) array of points, got shape {points.shape}")
+    points = np.concatenate(arrays)
+    starts = np.cumsum([0] + [len(p) for p in polygons[:-1]])
+    return cv2.transform(points[:, None, :], np.asarray(matrix, dtype=np.float64))[:, 0, :], starts
+
+
+def _boxes(points: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Bounding boxes of the polygons of ``_transform``: float32 (N, 2, 2), [:, 0] the minimum, [:, 1] the maximum."""
+    if not len(starts):
+        return np.zeros((0, 2, 2), dtype=np.float32)
+    return np.stack([np.minimum.reduceat(points, starts), np.maximum.reduceat(points, starts)], axis=1)
+
+
+@dataclass(frozen=True)
+class WarpParams:
+    """One training warp, in this order: horizontal flip, rotation about the image centre and zoom, crop.
+
+    ``angle_deg`` turns counter-clockwise on screen (as ``cv2.getRotationMatrix2D``). The rotated, zoomed image's
+    bounding box is put at the origin and the output window's top-left corner is (x0, y0) in it.
+    """
+
+    zoom: float
+    angle_deg: float
+    flip: bool
+    x0: int = 0
+    y0: int = 0
+
+
+def warp_matrix(params: WarpParams, height: int, width: int) -> np.ndarray:
+    """Float64 (2, 3) matrix on polygon coordinates of the warp ``params`` of a (height, width) image."""
+    angle = math.radians(params.angle_deg)
+    cos, sin = params.zoom * math.cos(angle), params.zoom * math.sin(angle)
+    matrix = np.array([[cos, sin, 0.0], [-sin, cos, 0.0], [0.0, 0.0, 1.0]])
+    matrix[:2, 2] = -matrix[:2, :2] @ [width / 2, height / 2]
+    if params.flip:
+        matrix = matrix @ np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    matrix[:2, 2] -= _image_corners(height, width, matrix[:2]).min(axis=0) + [params.x0, params.y0]
+    return matrix[:2]
+
+
+def _image_corners(height: int, width: int, matrix: np.ndarray) -> np.ndarray:
+    """The four corners of a (height, width) image moved by a (2, 3) matrix, float64 (4, 2)."""
+    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], dtype=np.float64)
+    return corners @ matrix[:, :2].T + matrix[:, 2]
 
 
 def sample_warp(
     height: int, width: int, polygons: Sequence[np.ndarray], rng: np.random.Generator, config: AugmentConfig
-) -> np.ndarray:
-    """Draw one training warp of a (height, width) image as a float64 (2, 3) matrix on polygon coordinates.
+) -> WarpParams:
+    """Draw the training warp of a (height, width) image with float (N_i, 2) polygons.
 
-    The image is flipped, rotated about its centre and scaled; a ``size`` x ``size`` window of the result is then
-    chosen, preferably with edges that cut no polygon's bounding box and holding at least one whole polygon (as
-    MhLiao/DB's RandomCropData). Along a side shorter than the window the image sits at the start (top / left).
+    The window is chosen as MhLiao/DB's RandomCropData does: preferably with edges that cut no polygon's bounding
+    box and holding at least one whole polygon. Along a side where the warped image is shorter than the window,
+    the image sits at the start (top / left), as in ``letterbox``.
     """
     zoom = config.size / max(height, width) * rng.uniform(*config.scale)
-    angle = math.radians(rng.uniform(-config.rotate_deg, config.rotate_deg))
-    flip = rng.random() < config.flip_prob
-    cos, sin = zoom * math.cos(angle), zoom * math.sin(angle)
-    matrix = np.array([[cos, sin, 0.0], [-sin, cos, 0.0], [0.0, 0.0, 1.0]])
-    matrix[:2, 2] = -matrix[:2, :2] @ [width / 2, height / 2]
-    if flip:
-        matrix = matrix @ np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    corners = cv2.transform(np.array([[[0, 0], [width, 0], [0, height], [width, height]]], np.float64), matrix[:2])
-    matrix[:2, 2] -= corners[0].min(axis=0)
-    extent = np.ptp(corners[0], axis=0)
-    boxes = np.array([[p.min(axis=0), p.max(axis=0)] for p in transform_polygons(polygons, matrix[:2])])
-    x0, y0 = _choose_window(boxes.reshape(-1, 2, 2), extent, config.size, config.crop_tries, rng)
-    matrix[:2, 2] -= [x0, y0]
-    return matrix[:2]
+    params = WarpParams(zoom, rng.uniform(-config.rotate_deg, config.rotate_deg), bool(rng.random() < config.flip_prob))
+    matrix = warp_matrix(params, height, width)
+    extent = _image_corners(height, width, matrix).max(axis=0)
+    x0, y0 = _choose_window(_boxes(*_transform(polygons, matrix)), extent, config.size, config.crop_tries, rng)
+    return replace(params, x0=x0, y0=y0)
 
 
 def _choose_window(
@@ -137,20 +177,20 @@ def warp(
     out = cv2.warpAffine(
         image, pixel_matrix(matrix), (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
     )
-    moved = transform_polygons(polygons, matrix)
-    kept = np.array(
-        [i for i, p in enumerate(moved) if (p.max(axis=0) > 0).all() and (p.min(axis=0) < size).all()], dtype=np.int64
-    )
+    points, starts = _transform(polygons, matrix)
+    boxes = _boxes(points, starts)
+    kept = np.flatnonzero((boxes[:, 1] > 0).all(axis=1) & (boxes[:, 0] < size).all(axis=1))
+    moved = np.split(points, starts[1:])
     return out, [moved[i] for i in kept], kept
 
 
 def random_warp(
     image: np.ndarray, polygons: Sequence[np.ndarray], rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Training warp of a uint8 (H, W, 3) image with float (N_i, 2) polygons: ``sample_warp`` then ``warp``."""
+    """Training warp of a uint8 (H, W, 3) image with float (N_i, 2) polygons; returns as ``warp``."""
     check_image(image)
-    matrix = sample_warp(image.shape[0], image.shape[1], polygons, rng, config)
-    return warp(image, polygons, matrix, config.size)
+    params = sample_warp(image.shape[0], image.shape[1], polygons, rng, config)
+    return warp(image, polygons, warp_matrix(params, image.shape[0], image.shape[1]), config.size)
 
 
 def brightness_contrast(image: np.ndarray, alpha: float, beta: float) -> np.ndarray:
@@ -184,4 +224,4 @@ def letterbox(
     resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
     out = np.zeros((size, size, 3), dtype=np.uint8)
     out[: resized.shape[0], : resized.shape[1]] = resized
-    return out, [np.asarray(p, dtype=np.float32) * np.float32(scale) for p in polygons], scale
+    return out, transform_polygons(polygons, np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])), scale

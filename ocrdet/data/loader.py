@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ocrdet.data.augment import AugmentConfig, letterbox, random_warp
+from ocrdet.data.augment import AugmentConfig, color_jitter, letterbox, random_warp
 from ocrdet.data.sources import Sample
 from ocrdet.data.targets import TargetConfig, make_db_targets
 
@@ -24,14 +24,18 @@ class DetectionDataset(Dataset):
     """One item: ``image`` uint8 (S, S, 3), the four DB maps float32 (S, S), and for evaluation the
     polygons/ignore flags in the network frame and ``matrix`` (3x3: stored-frame points -> network frame).
 
-    ``train=True`` draws a random fused warp; otherwise the image is letterboxed to ``augment.size``.
+    ``train=True`` draws a random fused warp to ``augment.size``; otherwise the image is letterboxed to
+    ``eval_size`` (text is then as large as in training crops, which zoom in by ``augment.scale``).
     """
 
-    def __init__(self, source: Any, train: bool, augment: AugmentConfig, targets: TargetConfig) -> None:
+    def __init__(
+        self, source: Any, train: bool, augment: AugmentConfig, targets: TargetConfig, eval_size: int = 640
+    ) -> None:
         self.source = source
         self.train = train
         self.augment = augment
         self.targets = targets
+        self.eval_size = eval_size
 
     def __len__(self) -> int:
         return len(self.source)
@@ -41,10 +45,11 @@ class DetectionDataset(Dataset):
         if self.train:
             rng = np.random.default_rng([torch.initial_seed() % 2**63, index])
             image, polygons, kept = random_warp(sample.image, sample.polygons, rng, self.augment)
+            image = color_jitter(image, rng, self.augment)
             ignore = sample.ignore[kept]
             matrix = sample.matrix
         else:
-            image, polygons, scale = letterbox(sample.image, sample.polygons, self.augment.size)
+            image, polygons, scale = letterbox(sample.image, sample.polygons, self.eval_size)
             ignore = sample.ignore
             matrix = np.diag([scale, scale, 1.0]) @ sample.matrix
         size = image.shape[0]
@@ -69,6 +74,7 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     batch_size: int = 8
+    eval_size: int = 640
     num_workers: int = 2
     cache: bool = True
     cache_dir: str = ".ocrdet-cache"
@@ -85,10 +91,10 @@ class DetectionDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         c = self.config
-        dataset = DetectionDataset(self.sources[split], train, c.augment, c.targets)
+        dataset = DetectionDataset(self.sources[split], train, c.augment, c.targets, c.eval_size)
         return DataLoader(
             dataset,
-            batch_size=c.batch_size,
+            batch_size=c.batch_size if train else max(1, c.batch_size // 2),
             shuffle=train,
             drop_last=train and len(dataset) >= c.batch_size,
             num_workers=c.num_workers,

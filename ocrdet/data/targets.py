@@ -131,28 +131,16 @@ def _draw_targets(
     thresh_mask: np.ndarray,
 ) -> None:
     """Paint all polygons into the four float32 (H, W) canvases, in place."""
-    height, width = prob.shape
-    counts = np.array([len(p) for p in polys])
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    points = np.clip(np.concatenate(polys), 0.0, [width - 1, height - 1])
-    sides = np.minimum.reduce(np.maximum.reduceat(points, starts) - np.minimum.reduceat(points, starts), axis=1)
-    previous = np.arange(len(points)) - 1
-    previous[starts] = ends - 1
-    distinct = (points != points[previous]).any(axis=1)
-    distinct[starts] |= np.add.reduceat(distinct, starts) == 0
-    counts = np.add.reduceat(distinct, starts)
-    polys = np.split(points[distinct], np.cumsum(counts)[:-1])
+    polys, signed_area, sides = _canonical_polygons(polys, *prob.shape)
+    drop = ignore | (np.abs(signed_area) < 1.0) | (sides < config.min_text_size)
     area, length = np.zeros(len(polys)), np.ones(len(polys))
-    ring = counts >= 3
-    if ring.any():
-        ring_points = points[distinct][np.repeat(ring, counts)]
-        rings = shapely.polygons(
-            shapely.linearrings(ring_points, indices=np.repeat(np.arange(ring.sum()), counts[ring]))
-        )
-        area[ring], length[ring] = shapely.area(rings), shapely.length(rings)
+    kept = np.flatnonzero(~drop)
+    if len(kept):
+        counts = [len(polys[i]) for i in kept]
+        points = np.concatenate([polys[i] for i in kept])
+        shapes = shapely.polygons(shapely.linearrings(points, indices=np.repeat(np.arange(len(kept)), counts)))
+        area[kept], length[kept] = shapely.area(shapes), shapely.length(shapes)
     distance = area * (1.0 - config.shrink_ratio**2) / length
-    drop = ignore | (area < 1.0) | (sides < config.min_text_size)
     for i, polygon in enumerate(polys):
         shrunk = None if drop[i] else offset_polygon(polygon, -distance[i])
         if shrunk is None:
@@ -165,16 +153,45 @@ def _draw_targets(
             _draw_border(border, polygon, dilated, distance[i])
 
 
+def _canonical_polygons(
+    polys: list[np.ndarray], height: int, width: int
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Polygons as DB prepares them, all at once on the concatenated points.
+
+    Points are clipped to the canvas, repeated consecutive vertices merged, and polygons with a positive DB signed
+    area (sum of (x' - x)(y' + y) / 2) reversed. Returns the float64 (M_i, 2) polygons, their signed areas before
+    reversal and the shorter sides of their bounding boxes, both float64 (N,).
+    """
+    counts = np.array([len(p) for p in polys])
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    points = np.clip(np.concatenate(polys), 0.0, [width - 1, height - 1])
+    sides = np.min(np.maximum.reduceat(points, starts) - np.minimum.reduceat(points, starts), axis=1)
+    previous = np.arange(len(points)) - 1
+    previous[starts] = ends - 1
+    distinct = (points != points[previous]).any(axis=1)
+    distinct[starts] |= np.add.reduceat(distinct, starts) == 0
+    points = points[distinct]
+    counts = np.add.reduceat(distinct, starts)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    following = np.arange(len(points)) + 1
+    following[ends - 1] = starts
+    x, y = points[:, 0], points[:, 1]
+    signed_area = np.add.reduceat((x[following] - x) * (y[following] + y), starts) / 2.0
+    first, last = np.repeat(starts, counts), np.repeat(ends - 1, counts)
+    order = np.where(np.repeat(signed_area > 0, counts), first + last - np.arange(len(points)), np.arange(len(points)))
+    return np.split(points[order], ends[:-1]), signed_area, sides
+
+
 def _draw_border(canvas: np.ndarray, polygon: np.ndarray, dilated: np.ndarray, distance: float) -> None:
     """Max-combine 1 - clip(dist / distance, 0, 1) over the dilated polygon's box into float32 (H, W) ``canvas``.
 
-    polygon: float64 (V, 2); dilated: int32 (M, 2). All V edges are handled at once, broadcast over the box's
-    pixels as float64 arrays of shape (V, h, w).
+    polygon: float64 (V, 2) inside the canvas; dilated: int32 (M, 2), around it. All V edges are handled at once,
+    broadcast over the pixels of the box clipped to the canvas as float64 arrays of shape (V, h, w).
     """
     x0, y0 = np.maximum(dilated.min(axis=0), 0)
     x1, y1 = np.minimum(dilated.max(axis=0), [canvas.shape[1] - 1, canvas.shape[0] - 1])
-    if x1 < x0 or y1 < y0:
-        return
     closed = np.concatenate([polygon, polygon[:1]])[:, :, None, None]
     dx = np.arange(x0, x1 + 1, dtype=np.float64) - closed[:, 0]
     dy = np.arange(y0, y1 + 1, dtype=np.float64)[:, None] - closed[:, 1]

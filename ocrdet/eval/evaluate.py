@@ -31,16 +31,17 @@ MAX_PENDING_PER_WORKER = 2
 """Batches the background evaluator lets wait per worker before ``submit`` blocks (bounds memory)."""
 
 
-def _check_metric(metric: str) -> None:
+def check_metric(metric: str) -> None:
+    """Refuse a metric name other than those of ``METRICS``."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
 
 
 def score_images(metric: str, gts: Sequence[GroundTruth], dets: Sequence[Sequence[np.ndarray]]) -> list[Counts]:
     """Per-image counts of ``metric`` for ground truth ``gts`` and detections ``dets`` (same order)."""
-    _check_metric(metric)
+    check_metric(metric)
     if metric == "hmean":
-        return list(match_images([(polys, ignore, det) for (polys, ignore, _), det in zip(gts, dets, strict=True)]))
+        return match_images([(polys, ignore, det) for (polys, ignore, _), det in zip(gts, dets, strict=True)])
     return [cleval_image(polys, ignore, det, texts) for (polys, ignore, texts), det in zip(gts, dets, strict=True)]
 
 
@@ -85,7 +86,8 @@ def align_predictions(gts: dict[str, GroundTruth], predictions: Predictions, sou
     return [list(predictions.get(name, [])) for name in gts]
 
 
-def _chunks(n: int, parts: int) -> list[slice]:
+def chunks(n: int, parts: int) -> list[slice]:
+    """Up to ``parts`` contiguous, non-empty slices of about equal size covering ``range(n)``."""
     bounds = np.linspace(0, n, parts + 1).round().astype(int)
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
@@ -98,13 +100,13 @@ def evaluate_files(
     ``workers`` > 0 splits the images over that many processes; 0 scores them in this process (for the
     IoU metric that is faster up to thousands of images: the geometry is already bulk).
     """
-    _check_metric(metric)
+    check_metric(metric)
     gts = ground_truth(load_annotations(gt_path))
     dets = align_predictions(gts, read_predictions(pred_path), str(pred_path))
     gt_list = list(gts.values())
     if workers > 0 and len(gt_list) > 1:
-        parts = _chunks(len(gt_list), workers)
-        with _pool(min(workers, len(parts))) as pool:
+        parts = chunks(len(gt_list), workers)
+        with process_pool(min(workers, len(parts))) as pool:
             futures = [pool.submit(score_images, metric, gt_list[s], dets[s]) for s in parts]
             per_image = [c for f in futures for c in f.result()]
     else:
@@ -141,7 +143,7 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
+def process_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes started with "spawn": safe beside CUDA and threads; one OpenCV thread each."""
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
 
@@ -168,7 +170,7 @@ class BackgroundEvaluator:
     """
 
     def __init__(self, config: PostprocessConfig | None = None, workers: int = 1, metric: str = "hmean") -> None:
-        _check_metric(metric)
+        check_metric(metric)
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
         self.config = config if config is not None else PostprocessConfig()
@@ -209,7 +211,7 @@ class BackgroundEvaluator:
             self._done += process_batch(maps, scales, gts, self.config, self.metric)
             return
         if self._pool is None:
-            self._pool = _pool(self.workers)
+            self._pool = process_pool(self.workers)
         while len(self._pending) >= MAX_PENDING_PER_WORKER * self.workers:
             self._done += self._pending.pop(0).result()
         self._pending.append(self._pool.submit(process_batch, maps, scales, gts, self.config, self.metric))

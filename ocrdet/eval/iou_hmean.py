@@ -147,6 +147,18 @@ def candidate_pairs(gt_bounds: np.ndarray, det_bounds: np.ndarray) -> tuple[np.n
     return gi.astype(np.int64), di.astype(np.int64)
 
 
+def box_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n,) float64 overlap area of bounding boxes (n, 4) ``a`` and ``b``, row by row: an upper bound of
+    the intersection area of the polygons inside them."""
+    lo = np.maximum(a[:, :2], b[:, :2])
+    hi = np.minimum(a[:, 2:], b[:, 2:])
+    return np.prod(np.clip(hi - lo, 0.0, None), axis=1)
+
+
+SLACK = 1e-9
+"""Relative margin of pruning bounds, so that rounding never prunes a pair that passes a threshold."""
+
+
 @dataclass(frozen=True)
 class ImageBatch:
     """Polygons of many images flattened: global indices, the image of every polygon, and the pairs
@@ -190,8 +202,6 @@ def flatten_images(images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, Sequ
         pg.append(gi + g0)
         pd.append(di + d0)
     pair_gt, pair_det = np.concatenate(pg), np.concatenate(pd)
-    lo = np.maximum(gt.bounds[pair_gt, :2], det.bounds[pair_det, :2])
-    hi = np.minimum(gt.bounds[pair_gt, 2:], det.bounds[pair_det, 2:])
     return ImageBatch(
         gt=gt,
         det=det,
@@ -200,7 +210,7 @@ def flatten_images(images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, Sequ
         det_image=np.repeat(np.arange(len(images)), det_sizes),
         pair_gt=pair_gt,
         pair_det=pair_det,
-        box_overlap=np.prod(np.clip(hi - lo, 0.0, None), axis=1),
+        box_overlap=box_overlap(gt.bounds[pair_gt], det.bounds[pair_det]),
         n_images=len(images),
     )
 
@@ -212,10 +222,6 @@ def _intersection_area(batch: ImageBatch, pairs: np.ndarray) -> np.ndarray:
     )
 
 
-_SLACK = 1e-9
-"""Relative margin of the pruning bounds below, so that rounding never prunes a pair that passes."""
-
-
 def det_dont_care(batch: ImageBatch, area_precision_threshold: float = AREA_PRECISION_THRESHOLD) -> np.ndarray:
     """(n_det,) bool: more than ``area_precision_threshold`` of the detection's area inside one don't-care GT.
 
@@ -224,7 +230,7 @@ def det_dont_care(batch: ImageBatch, area_precision_threshold: float = AREA_PREC
     g, d = batch.pair_gt, batch.pair_det
     det_area = batch.det.area[d]
     pos = np.flatnonzero(
-        batch.gt_ignore[g] & (det_area > 0) & (batch.box_overlap >= area_precision_threshold * det_area * (1 - _SLACK))
+        batch.gt_ignore[g] & (det_area > 0) & (batch.box_overlap >= area_precision_threshold * det_area * (1 - SLACK))
     )
     inside = _intersection_area(batch, pos) / det_area[pos]
     dont_care = np.zeros(len(batch.det.area), dtype=bool)
@@ -244,7 +250,7 @@ def pair_iou(batch: ImageBatch, pos: np.ndarray, iou_threshold: float) -> np.nda
     both_valid = batch.det.valid[d] & batch.gt.valid[g]
     upper = np.where(both_valid, np.minimum(box, np.minimum(a_d, a_g)), box)
     rest = a_d + a_g - upper
-    hopeless = (rest > 0) & (upper <= iou_threshold * rest * (1 - _SLACK))
+    hopeless = (rest > 0) & (upper <= iou_threshold * rest * (1 - SLACK))
     iou = np.zeros(len(pos))
     todo = np.flatnonzero(~hopeless)
     inter = _intersection_area(batch, pos[todo])

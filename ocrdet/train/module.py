@@ -75,11 +75,13 @@ class DBNetModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         prob = self(batch["image"])["prob"][:, 0]
-        self.evaluator.submit(prob.float().cpu().numpy(), batch["polygons"], batch["ignore"])
+        self.evaluator.submit(prob.half().cpu().numpy(), batch["polygons"], batch["ignore"])
 
     def on_validation_epoch_end(self) -> None:
         counts = self.evaluator.counts()
-        totals = torch.tensor([counts.gt_care, counts.det_care, counts.matched], device=self.device, dtype=torch.float64)
+        totals = torch.tensor(
+            [counts.gt_care, counts.det_care, counts.matched], device=self.device, dtype=torch.float64
+        )
         totals = self.all_gather(totals).reshape(-1, 3).sum(0) if self.trainer.world_size > 1 else totals
         summed = ImageCounts(*(int(v) for v in totals.tolist()))
         for key, value in summed.metrics().items():

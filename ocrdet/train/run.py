@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ocrdet.data.loader import DetectionDataModule
-from ocrdet.data.sources import open_source
+from ocrdet.data.sources import FolderSource
 from ocrdet.data.synth import generate_dataset
 from ocrdet.train.config import TrainConfig
 from ocrdet.train.module import DBNetModule
@@ -38,17 +38,14 @@ def fit(config: TrainConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
     d = config.data
-    sources = {
-        split: open_source(root, split, cache=d.cache, cache_dir=Path(d.cache_dir), long_side=d.cache_long_side)
-        for split in (d.train_split, d.val_split)
-    }
+    sources = {split: FolderSource(root, split, d.cache_long_side) for split in (d.train_split, d.val_split)}
     datamodule = DetectionDataModule(d, sources)
     module = DBNetModule(
         config.model,
         config.loss,
         config.optim,
         config.postprocess,
-        input_size=d.augment.size,
+        input_size=d.eval_size,
         eval_workers=config.eval_workers,
         compile=config.compile,
     )

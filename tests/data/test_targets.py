@@ -60,21 +60,38 @@ def assert_targets_equal(polygons: list[np.ndarray], ignore: np.ndarray, height:
 def test_fast_equals_reference_on_overlapping_words(seed: int) -> None:
     rng = np.random.default_rng(seed)
     polygons = word_boxes(rng, 100, 320) + odd_polygons(rng, 320)
+    polygons = [p[::-1] if i % 2 else p for i, p in enumerate(polygons)]  # both orientations
     ignore = rng.random(len(polygons)) < 0.15
     assert_targets_equal(polygons, ignore, 320, 288)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.lists(st.tuples(st.floats(-20, 90), st.floats(-20, 70)), min_size=3, max_size=7),
-        min_size=0,
-        max_size=6,
-    ),
-    st.integers(0, 2**6 - 1),
+def star_polygon(center: tuple[float, float], spokes: list[tuple[float, float]]) -> np.ndarray:
+    """Simple polygon from (angle, radius) spokes around a centre, in angle order."""
+    angles, radii = np.array(sorted(spokes)).T
+    return np.array(center) + np.stack([np.cos(angles), np.sin(angles)], axis=1) * radii[:, None]
+
+
+coordinates = st.tuples(st.floats(-20, 90), st.floats(-20, 70))
+stars = st.builds(
+    star_polygon,
+    coordinates,
+    st.lists(st.tuples(st.floats(0, 2 * np.pi), st.floats(0.5, 40)), min_size=3, max_size=8, unique_by=lambda s: s[0]),
 )
-def test_fast_equals_reference_on_random_polygons(points: list[list[tuple[float, float]]], ignore_bits: int) -> None:
-    polygons = [np.array(p, dtype=np.float32) for p in points]
+integer_boxes = st.builds(
+    lambda x, y, w, h: np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float64),
+    st.integers(-10, 75),
+    st.integers(-10, 55),
+    st.integers(1, 40),
+    st.integers(1, 30),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.one_of(stars, integer_boxes), st.booleans()), max_size=6), st.integers(0, 2**6 - 1))
+def test_fast_equals_reference_on_random_polygons(polygons: list[tuple[np.ndarray, bool]], ignore_bits: int) -> None:
+    """Simple polygons of both orientations (DB's targets assume simple ones); clipping to the canvas may still
+    make them degenerate."""
+    polygons = [(p[::-1] if reverse else p).astype(np.float32) for p, reverse in polygons]
     ignore = np.array([(ignore_bits >> i) & 1 for i in range(len(polygons))], dtype=bool)
     assert_targets_equal(polygons, ignore, 50, 70)
 

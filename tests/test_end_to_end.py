@@ -1,0 +1,66 @@
+"""One tiny run through the whole product: synth -> train -> predict -> evaluate, via the CLI."""
+
+import csv
+
+import pytest
+
+from ocrdet.cli import main
+from ocrdet.data.format import load_annotations
+from ocrdet.data.predictions import read_predictions
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    main(["synth", "--out", str(root), "--train", "6", "--val", "3", "--seed", "1"])
+    return root
+
+
+def test_train_predict_evaluate(synth_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    main(
+        [
+            "train",
+            f"data.root={synth_root}",
+            f"run_dir={run}",
+            "data.cache=false",
+            "data.num_workers=0",
+            "data.batch_size=2",
+            "data.eval_size=256",
+            "data.augment.size=128",
+            "model.inner_channels=16",
+            "model.neck_channels=16",
+            "trainer.max_epochs=1",
+            "trainer.log_every_n_steps=1",
+            "trainer.enable_progress_bar=false",
+            "eval_workers=0",
+        ]
+    )
+    assert "best checkpoint" in capsys.readouterr().out
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.exists()
+    assert (run / "logs" / "version_0" / "metrics.csv").exists()
+    with open(run / "logs" / "version_0" / "metrics.csv") as f:
+        header = next(csv.reader(f))
+    assert {"val/hmean", "val/precision", "val/recall", "train/loss"} <= set(header)
+
+    preds = tmp_path / "preds.csv"
+    main(
+        [
+            "predict",
+            str(ckpt),
+            str(synth_root / "images" / "val"),
+            "--out",
+            str(preds),
+            "--overlay",
+            str(tmp_path / "ov"),
+        ]
+    )
+    gt = load_annotations(synth_root / "jsons" / "val.json")
+    assert set(read_predictions(preds)) == set(gt.images)
+    assert len(list((tmp_path / "ov").glob("*.png"))) == len(gt.images)
+
+    capsys.readouterr()
+    main(["evaluate", str(synth_root / "jsons" / "val.json"), str(preds)])
+    out = capsys.readouterr().out
+    assert "hmean" in out and "precision" in out
