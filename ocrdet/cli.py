@@ -36,6 +36,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"best checkpoint: {best}")
 
 
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from ocrdet.train.config import compose
+    from ocrdet.train.run import ensure_data, open_source
+
+    config = compose(args.overrides)
+    root = ensure_data(config)
+    for split, train in ((config.data.train_split, True), (config.data.val_split, False)):
+        print(open_source(root, split, config.data, train=train).summary())
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from ocrdet.data.predictions import write_predictions
     from ocrdet.infer import Detector
@@ -85,6 +95,45 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"training curves: {out / 'run' / 'logs'} (CSV) and {out / 'run' / 'tb'} (TensorBoard)")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    if args.what == "data":
+        from ocrdet.bench.data_bench import bench_data, format_table
+
+        root = Path(args.data) if args.data else None
+        rows = bench_data(root, args.split, args.n, args.size, args.batch_size, Path(args.plot) if args.plot else None)
+        print(format_table(rows))
+    elif args.what == "eval":
+        from ocrdet.bench.eval_bench import bench_eval, format_bench
+
+        if not args.data:
+            raise SystemExit("ocrdet bench eval: give --data GT.json (e.g. an ICDAR 2015 ground truth)")
+        print(format_bench(bench_eval(args.data)))
+    if args.plot:
+        print(f"plot: {args.plot}")
+
+
+def cmd_profile(args: argparse.Namespace) -> None:
+    from ocrdet.data.augment import AugmentConfig
+    from ocrdet.data.profile_transforms import profile_transforms
+    from ocrdet.data.sources import FolderSource
+
+    source = FolderSource(args.data, args.split, long_side=args.long_side)
+    samples = [(s.image, s.polygons, s.ignore) for s in map(source.get, range(min(len(source), 16)))]
+    rows = profile_transforms(samples, args.n, AugmentConfig(size=args.size))
+    print(f"{'stage':<10}{'mean ms':>10}{'median ms':>11}{'p95 ms':>9}")
+    for row in rows:
+        print(f"{row.stage:<10}{row.mean_ms:>10.2f}{row.median_ms:>11.2f}{row.p95_ms:>9.2f}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from ocrdet.serve.app import serve
+
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    serve(path(args.run), path(args.data), args.split, path(args.pred), path(args.checkpoint), args.host, args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocrdet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train and validate; Hydra overrides, e.g. data=synth trainer.max_epochs=3")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prepare", help="decode once into the shared cache that training reads (same overrides)")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("predict", help="detect text in images; writes CSV or JSON (by suffix) and overlays")
     p.add_argument("checkpoint")
@@ -119,6 +172,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", help="post-processing sweep over saved maps, e.g. box_thresh=0.3:0.9:0.05")
     p.add_argument("--plot", default="sweep.png", help="PNG of the sweep")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="speed, reference vs ours in one run: data pipeline or evaluation")
+    p.add_argument("what", choices=["data", "eval"])
+    p.add_argument("--data", help="data: a data set ROOT (default: synthetic receipts); eval: a GT JSON")
+    p.add_argument("--split", default="train")
+    p.add_argument("--n", type=int, default=64, help="samples")
+    p.add_argument("--size", type=int, default=640)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--plot", help="PNG chart of the table")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("profile", help="per-transform timing table of the training transforms")
+    p.add_argument("what", choices=["transforms"])
+    p.add_argument("--data", required=True, help="a data set ROOT")
+    p.add_argument("--split", default="train")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--size", type=int, default=640)
+    p.add_argument("--long-side", type=int, default=1024, help="images are first shrunk to this long side")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("serve", help="local web app: data browser, evaluation viewer, inference, run page")
+    p.add_argument("--run", help="a training run folder (curves, bench tables, its checkpoint and data)")
+    p.add_argument("--data", help="a data set ROOT")
+    p.add_argument("--split", help="split of --data (default: the run's validation split, else val)")
+    p.add_argument("--pred", help="predictions (.csv/.json) for the evaluation viewer")
+    p.add_argument("--checkpoint", help="model for inference and evaluation (default: the run's best)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="synthetic receipts -> train a few minutes on CPU -> predict -> evaluate")
     p.add_argument("--out", default="demo")

@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from ocrdet.data.augment import letterbox
-from ocrdet.data.decode import decode_image
+from ocrdet.data.decode import DecodedImage, decode_image
 from ocrdet.data.orientation import INVERSE_ORIENTATION, apply_orientation
 from ocrdet.data.predictions import Predictions
 from ocrdet.eval.sweep import save_maps
@@ -74,9 +74,12 @@ class Detector:
         model, post, size = load_checkpoint(path)
         return cls(model, replace(post, **postprocess_overrides), size, device)
 
-    @torch.inference_mode()
     def detect(self, path: str | Path) -> Detection:
-        decoded = decode_image(path, min_long_side=self.size)
+        return self.detect_decoded(decode_image(path, min_long_side=self.size))
+
+    @torch.inference_mode()
+    def detect_decoded(self, decoded: DecodedImage) -> Detection:
+        """``detect`` for an image decoded elsewhere (e.g. uploaded bytes); ``min_long_side=self.size`` is enough."""
         image, _, scale = letterbox(decoded.image, [], self.size)
         prob = self.model(torch.from_numpy(image)[None].to(self.device))["prob"][0, 0].float().cpu().numpy()
         polygons, scores = postprocess(prob, self.postprocess)

@@ -90,7 +90,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("version") != CACHE_VERSION:
         found = manifest.get("version") if isinstance(manifest, dict) else None
         raise CacheError(f"{path}: cache format version {found!r}, this ocrdet reads version {CACHE_VERSION}")
-    for name, entry in manifest["files"].items():
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not {"key", "count", "names", "with_targets"} <= manifest.keys():
+        raise CacheError(f"{path}: {MANIFEST} lacks the file list or counts")
+    for name, entry in files.items():
         try:
             size = (path / name).stat().st_size
         except FileNotFoundError:

@@ -14,10 +14,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ocrdet.data.augment import AugmentConfig, color_jitter, letterbox, random_warp
+from ocrdet.data.cache import MAP_KEYS
+from ocrdet.data.prepare import CacheConfig
 from ocrdet.data.sources import Sample
 from ocrdet.data.targets import TargetConfig, make_db_targets
-
-MAP_KEYS = ("prob", "prob_mask", "thresh", "thresh_mask")
 
 
 class DetectionDataset(Dataset):
@@ -25,7 +25,8 @@ class DetectionDataset(Dataset):
     polygons/ignore flags in the network frame and ``matrix`` (3x3: stored-frame points -> network frame).
 
     ``train=True`` draws a random fused warp to ``augment.size``; otherwise the image is letterboxed to
-    ``eval_size`` (text is then as large as in training crops, which zoom in by ``augment.scale``).
+    ``eval_size`` (text is then as large as in training crops, which zoom in by ``augment.scale``), or
+    taken ready-made with its maps from a validation cache (``source.has_targets``).
     """
 
     def __init__(
@@ -46,15 +47,16 @@ class DetectionDataset(Dataset):
             rng = np.random.default_rng([torch.initial_seed() % 2**63, index])
             image, polygons, kept = random_warp(sample.image, sample.polygons, rng, self.augment)
             image = color_jitter(image, rng, self.augment)
-            ignore = sample.ignore[kept]
-            matrix = sample.matrix
+            ignore, matrix = sample.ignore[kept], sample.matrix
+            maps = make_db_targets(polygons, ignore, image.shape[0], image.shape[1], self.targets)
+        elif getattr(self.source, "has_targets", False):
+            image, polygons, ignore, matrix = np.array(sample.image), sample.polygons, sample.ignore, sample.matrix
+            maps = {k: v.astype(np.float32) for k, v in self.source.targets(index).items()}
         else:
             image, polygons, scale = letterbox(sample.image, sample.polygons, self.eval_size)
-            ignore = sample.ignore
-            matrix = np.diag([scale, scale, 1.0]) @ sample.matrix
-        size = image.shape[0]
-        maps = make_db_targets(polygons, ignore, size, size, self.targets)
-        item = {"image": torch.from_numpy(np.ascontiguousarray(image))}
+            ignore, matrix = sample.ignore, np.diag([scale, scale, 1.0]) @ sample.matrix
+            maps = make_db_targets(polygons, ignore, self.eval_size, self.eval_size, self.targets)
+        item = {"image": torch.from_numpy(image)}
         item.update({k: torch.from_numpy(maps[k]) for k in MAP_KEYS})
         item.update(name=sample.name, polygons=polygons, ignore=ignore, matrix=matrix)
         return item
@@ -74,11 +76,11 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     batch_size: int = 8
-    eval_size: int = 640
+    eval_size: int = CacheConfig.val_size
     num_workers: int = 2
     cache: bool = True
     cache_dir: str = ".ocrdet-cache"
-    cache_long_side: int = 1024
+    cache_long_side: int = CacheConfig.long_side
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)
 

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -137,17 +136,19 @@ def _prepare_one(
     return _Prepared(np.ascontiguousarray(image), points, counts, sample.ignore, matrix, maps)
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)
-
-
 @contextlib.contextmanager
 def _mapper(workers: int, chunksize: int) -> Iterator[Callable[[Callable[[Any], _Prepared], list[Any]], Iterable]]:
-    """An ordered ``map``: the builtin for one worker, else ``imap`` of a spawn-started process pool."""
+    """An ordered ``map``: the builtin for one worker, else ``imap`` of a process pool.
+
+    Workers are forked where the platform allows it: they start at once and, unlike spawn, need no
+    ``if __name__ == "__main__"`` guard in the caller's script; they run only NumPy/OpenCV/libjpeg code.
+    They must not call ``cv2.setNumThreads``: after a fork that deadlocks (OpenCV 5.0, pthread_cond_destroy).
+    """
     if workers <= 1:
         yield map
         return
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(workers) as pool:
         yield functools.partial(pool.imap, chunksize=chunksize)
 
 

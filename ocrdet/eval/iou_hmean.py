@@ -260,6 +260,26 @@ def pair_iou(batch: ImageBatch, pos: np.ndarray, iou_threshold: float) -> np.nda
     return iou
 
 
+def greedy_match(
+    batch: ImageBatch, iou_threshold: float, area_precision_threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rules 1-2 over a batch: (n_det,) bool don't-care detections, then the (M,) int64 global gt and det
+    indices of the matched pairs, in matching order."""
+    dont_care = det_dont_care(batch, area_precision_threshold)
+    pos = np.flatnonzero(~batch.gt_ignore[batch.pair_gt] & ~dont_care[batch.pair_det])
+    iou = pair_iou(batch, pos, iou_threshold)
+    gt_taken = np.zeros(len(batch.gt.area), dtype=bool)
+    det_taken = np.zeros(len(batch.det.area), dtype=bool)
+    pairs: list[tuple[int, int]] = []
+    passing = pos[iou > iou_threshold]
+    for g, d in zip(batch.pair_gt[passing].tolist(), batch.pair_det[passing].tolist(), strict=True):
+        if not gt_taken[g] and not det_taken[d]:
+            gt_taken[g] = det_taken[d] = True
+            pairs.append((g, d))
+    matched = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return dont_care, matched[:, 0], matched[:, 1]
+
+
 def match_images(
     images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, Sequence[np.ndarray]]],
     iou_threshold: float = IOU_THRESHOLD,
@@ -271,17 +291,8 @@ def match_images(
     """
     batch = flatten_images(images)
     n = batch.n_images
-    dont_care = det_dont_care(batch, area_precision_threshold)
-    pos = np.flatnonzero(~batch.gt_ignore[batch.pair_gt] & ~dont_care[batch.pair_det])
-    iou = pair_iou(batch, pos, iou_threshold)
-    gt_taken = np.zeros(len(batch.gt.area), dtype=bool)
-    det_taken = np.zeros(len(batch.det.area), dtype=bool)
-    matched = np.zeros(n, dtype=np.int64)
-    passing = pos[iou > iou_threshold]
-    for g, d in zip(batch.pair_gt[passing].tolist(), batch.pair_det[passing].tolist(), strict=True):
-        if not gt_taken[g] and not det_taken[d]:
-            gt_taken[g] = det_taken[d] = True
-            matched[batch.gt_image[g]] += 1
+    dont_care, matched_gt, _ = greedy_match(batch, iou_threshold, area_precision_threshold)
+    matched = np.bincount(batch.gt_image[matched_gt], minlength=n)
     gt_care = np.bincount(batch.gt_image[~batch.gt_ignore], minlength=n)
     det_care = np.bincount(batch.det_image[~dont_care], minlength=n)
     return [ImageCounts(int(g), int(d), int(m)) for g, d, m in zip(gt_care, det_care, matched, strict=True)]
@@ -296,6 +307,29 @@ def match_image(
 ) -> ImageCounts:
     """Counts of one image by the ICDAR 2015 rules (module docstring); polygons (N, 2), ignore (n_gt,) bool."""
     return match_images([(gt_polys, gt_ignore, det_polys)], iou_threshold, area_precision_threshold)[0]
+
+
+@dataclass(frozen=True)
+class ImageMatch:
+    """Which polygons of one image matched (for drawing): ``gt`` and ``det`` (M,) int64 indices of the
+    matched pairs, and ``det_dont_care`` (n_det,) bool; don't-care ground truth is the caller's ignore flags."""
+
+    gt: np.ndarray
+    det: np.ndarray
+    det_dont_care: np.ndarray
+
+
+def match_pairs(
+    gt_polys: Sequence[np.ndarray],
+    gt_ignore: np.ndarray,
+    det_polys: Sequence[np.ndarray],
+    iou_threshold: float = IOU_THRESHOLD,
+    area_precision_threshold: float = AREA_PRECISION_THRESHOLD,
+) -> ImageMatch:
+    """The pairs behind ``match_image``'s counts: ``len(gt) == matched``, same rules and order."""
+    batch = flatten_images([(gt_polys, gt_ignore, det_polys)])
+    dont_care, gt, det = greedy_match(batch, iou_threshold, area_precision_threshold)
+    return ImageMatch(gt, det, dont_care)
 
 
 class IoUHmean:

@@ -64,6 +64,8 @@ class TrainConfig:
     resume: bool = False
     eval_workers: int = 1
     compile: bool = False
+    profile_steps: int = 0
+    """> 0: run torch.profiler for that many training steps and write a trace to ``run_dir/profile``."""
 
 
 def _build(cls: type, values: dict[str, Any]) -> Any:

@@ -10,9 +10,11 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from ocrdet.data.loader import DetectionDataModule
-from ocrdet.data.sources import FolderSource
+from ocrdet.data.loader import DataConfig, DetectionDataModule
+from ocrdet.data.prepare import CacheConfig, find_or_build
+from ocrdet.data.sources import FolderSource, Source
 from ocrdet.data.synth import generate_dataset
+from ocrdet.train.callbacks import ThroughputMonitor, TorchProfilerCallback
 from ocrdet.train.config import TrainConfig
 from ocrdet.train.module import DBNetModule
 
@@ -30,6 +32,15 @@ def ensure_data(config: TrainConfig) -> Path:
     return root
 
 
+def open_source(root: Path, split: str, d: DataConfig, train: bool) -> Source:
+    """The prepared cache of ``split`` (built on first use; validation caches hold final maps), or the
+    image folder itself when ``data.cache=false``."""
+    if not d.cache:
+        return FolderSource(root, split, d.cache_long_side)
+    config = CacheConfig(long_side=d.cache_long_side, val_size=d.eval_size, targets=d.targets)
+    return find_or_build(root, split, Path(d.cache_dir), config, with_targets=not train)
+
+
 def fit(config: TrainConfig) -> Path:
     """Train and validate; returns the path of the best checkpoint."""
     L.seed_everything(config.seed, workers=True)
@@ -38,7 +49,10 @@ def fit(config: TrainConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
     d = config.data
-    sources = {split: FolderSource(root, split, d.cache_long_side) for split in (d.train_split, d.val_split)}
+    sources = {
+        d.train_split: open_source(root, d.train_split, d, train=True),
+        d.val_split: open_source(root, d.val_split, d, train=False),
+    }
     datamodule = DetectionDataModule(d, sources)
     module = DBNetModule(
         config.model,
@@ -56,10 +70,13 @@ def fit(config: TrainConfig) -> Path:
         mode="max",
         save_last=True,
     )
+    callbacks: list[L.Callback] = [checkpoint, ThroughputMonitor(config.trainer.log_every_n_steps)]
+    if config.profile_steps:
+        callbacks.append(TorchProfilerCallback(config.profile_steps, run_dir / "profile"))
     trainer = L.Trainer(
         default_root_dir=run_dir,
         logger=[CSVLogger(run_dir, name="logs"), TensorBoardLogger(run_dir, name="tb")],
-        callbacks=[checkpoint],
+        callbacks=callbacks,
         **dataclasses.asdict(config.trainer),
     )
     ckpt_path = config.ckpt_path

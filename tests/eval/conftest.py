@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ocrdet.bench.eval_bench import perturb
 from ocrdet.data.format import load_annotations
-from ocrdet.eval.bench import perturb
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ocrdet.bench.eval_bench import perturb
 from ocrdet.data.format import load_annotations
-from ocrdet.eval.bench import perturb
 from ocrdet.eval.cleval import (
     CLEval,
     CLEvalConfig,

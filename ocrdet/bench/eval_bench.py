@@ -1,8 +1,8 @@
 """Benchmark of evaluation and post-processing: ``ocrdet bench eval``.
 
-Times the IoU metric on a ground-truth file against a perturbed copy of itself (bulk fast path, and a
-per-pair reference loop when one is passed in: the one in ``tests/eval/test_iou_hmean.py``), the
-whole ``evaluate_files`` command path, CLEval, and post-processing of one 640 x 640 map with ~100 boxes.
+Times the IoU metric on a ground-truth file against a perturbed copy of itself (bulk fast path, and the
+per-pair reference loop of ``ocrdet.bench.reference_iou`` in the same run), the whole ``evaluate_files``
+command path, CLEval, and post-processing of one 640 x 640 map with ~100 boxes.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ocrdet.bench.reference_iou import reference_match_image
 from ocrdet.data.format import load_annotations
 from ocrdet.data.predictions import write_predictions
 from ocrdet.eval.cleval import cleval_image
 from ocrdet.eval.evaluate import evaluate_files, ground_truth
-from ocrdet.eval.iou_hmean import ImageCounts, match_images
+from ocrdet.eval.iou_hmean import match_images
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
-
-Reference = Callable[[Sequence[np.ndarray], np.ndarray, Sequence[np.ndarray]], ImageCounts]
 
 
 def perturb(polys: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
@@ -90,7 +89,7 @@ def _best(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def bench_eval(gt_path: str | Path, reference: Reference | None = None, repeats: int = 3) -> list[BenchRow]:
+def bench_eval(gt_path: str | Path, repeats: int = 3) -> list[BenchRow]:
     """Time the evaluation pieces on ``gt_path`` (e.g. the ICDAR 2015 test GT) vs. its perturbed copy."""
     gts = list(ground_truth(load_annotations(gt_path)).values())
     rng = np.random.default_rng(0)
@@ -98,14 +97,13 @@ def bench_eval(gt_path: str | Path, reference: Reference | None = None, repeats:
     images = [(polys, ignore, det) for (polys, ignore, _), det in zip(gts, dets, strict=True)]
     n = len(images)
     rows = [BenchRow(f"IoU match, bulk ({n} images)", _best(lambda: match_images(images), repeats))]
-    if reference is not None:
-        rows.append(
-            BenchRow(
-                "IoU match, per-pair reference loop",
-                _best(lambda: [reference(*image) for image in images], 1),
-                baseline=rows[0].name,
-            )
+    rows.append(
+        BenchRow(
+            "IoU match, per-pair reference loop",
+            _best(lambda: [reference_match_image(*image) for image in images], 1),
+            baseline=rows[0].name,
         )
+    )
     with tempfile.TemporaryDirectory() as tmp:
         pred_path = Path(tmp) / "pred.csv"
         names = list(load_annotations(gt_path).images)

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ocrdet.bench.data_bench import STAGES, _items, bench_data, format_table, run_ours, run_reference
+from ocrdet.data.cache import CacheSource
+from ocrdet.data.loader import MAP_KEYS
+from ocrdet.data.prepare import CacheConfig, prepare_cache
+from ocrdet.data.synth import generate_dataset
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("receipts")
+    generate_dataset(root, n_train=3, n_val=0, seed=1)
+    return root
+
+
+def test_both_pipelines_give_batches_of_the_same_shape(root: Path, tmp_path: Path) -> None:
+    source = CacheSource(prepare_cache(root, "train", tmp_path, CacheConfig(long_side=400), workers=1))
+    reference = run_reference(_items(root, "train"), size=96, batch_size=3)
+    ours = run_ours(source, [0, 1, 2], size=96, batch_size=3)
+    for run in (reference, ours):
+        assert run.samples == 3 and set(run.seconds) == set(STAGES)
+        assert all(seconds > 0 for seconds in run.seconds.values())
+    assert reference.batch["image"].dtype == torch.float32 and ours.batch["image"].dtype == torch.uint8
+    assert reference.batch["image"].permute(0, 2, 3, 1).shape == ours.batch["image"].shape == (3, 96, 96, 3)
+    for key in MAP_KEYS:
+        assert reference.batch[key].shape == ours.batch[key].shape == (3, 96, 96)
+        assert reference.batch[key].dtype == ours.batch[key].dtype == torch.float32
+    assert ours.batch["prob"].sum() > 0 and reference.batch["prob"].sum() > 0
+
+
+def test_bench_table_and_plot(tmp_path: Path) -> None:
+    rows = bench_data(None, n=4, size=96, batch_size=2, plot=tmp_path / "bench.png", workers=2)
+    assert [r.stage for r in rows] == [
+        *STAGES,
+        "total, 1 process",
+        "total, DataLoader 2 workers",
+        "prepare (one-off, not in totals)",
+    ]
+    total = rows[len(STAGES)]
+    assert total.ours_ms == pytest.approx(sum(r.ours_ms for r in rows[: len(STAGES)]))
+    assert all(r.ours_ms > 0 and np.isfinite(r.ours_per_s) for r in rows)
+    assert all(np.isfinite(r.speedup) for r in rows[:-1]) and np.isnan(rows[-1].speedup)
+    lines = format_table(rows).splitlines()
+    assert lines[0].split()[:3] == ["stage", "reference", "ms"] and set(lines[1]) == {"-"}
+    assert len(lines) == len(rows) + 3 and all(
+        line.startswith(r.stage) for line, r in zip(lines[2:-1], rows, strict=True)
+    )
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,148 @@
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ocrdet.data import prepare as prepare_module
+from ocrdet.data.augment import letterbox
+from ocrdet.data.cache import MANIFEST, MAP_KEYS, TARGETS, CacheError, CacheSource, open_cache
+from ocrdet.data.decode import ImageDecodeError
+from ocrdet.data.format import AnnotationError
+from ocrdet.data.prepare import CacheConfig, cache_key, find_or_build, prepare_cache
+from ocrdet.data.sources import FolderSource
+from ocrdet.data.synth import generate_dataset
+from ocrdet.data.targets import TargetConfig, make_db_targets
+
+CONFIG = CacheConfig(long_side=320, val_size=160, targets=TargetConfig(min_text_size=2.0))
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("receipts")
+    generate_dataset(root, n_train=4, n_val=3, seed=1)
+    return root
+
+
+@pytest.fixture
+def root(pristine: Path, tmp_path: Path) -> Path:
+    """A copy of the data set that a test may modify."""
+    return Path(shutil.copytree(pristine, tmp_path / "data", copy_function=shutil.copy2))
+
+
+def test_one_or_two_workers_write_the_same_files(pristine: Path, tmp_path: Path) -> None:
+    one = prepare_cache(pristine, "train", tmp_path / "a", CONFIG, workers=1)
+    two = prepare_cache(pristine, "train", tmp_path / "b", CONFIG, workers=2)
+    assert one.name == two.name
+    files = {name: (one / name).read_bytes() for name in os.listdir(one) if name != MANIFEST}
+    assert files == {name: (two / name).read_bytes() for name in os.listdir(two) if name != MANIFEST}
+
+
+def test_validation_cache_holds_letterboxed_images_and_their_maps(pristine: Path, tmp_path: Path) -> None:
+    source = open_cache(prepare_cache(pristine, "val", tmp_path / "cache", CONFIG, workers=2, with_targets=True))
+    folder = FolderSource(pristine, "val", long_side=CONFIG.long_side)
+    assert source.has_targets and len(source) == len(folder) == 3
+    for i in range(len(folder)):
+        sample, want = source.get(i), folder.get(i)
+        image, polygons, scale = letterbox(want.image, want.polygons, CONFIG.val_size)
+        np.testing.assert_array_equal(sample.image, image)
+        np.testing.assert_array_equal(sample.matrix, np.diag([scale, scale, 1.0]) @ want.matrix)
+        for got, expected in zip(sample.polygons, polygons, strict=True):
+            np.testing.assert_array_equal(got, expected)
+        maps = make_db_targets(polygons, want.ignore, CONFIG.val_size, CONFIG.val_size, CONFIG.targets)
+        stored = source.targets(i)
+        assert list(stored) == list(MAP_KEYS)
+        for key in MAP_KEYS:
+            assert stored[key].dtype == np.float16 and stored[key].shape == (CONFIG.val_size, CONFIG.val_size)
+            # float16 keeps 0 and 1 exactly and values below 1 within half a unit of 2**-11.
+            np.testing.assert_allclose(stored[key].astype(np.float32), maps[key], rtol=0, atol=2.5e-4)
+        assert maps["prob"].any() and maps["thresh_mask"].any()
+
+
+def test_training_cache_has_no_targets(pristine: Path, tmp_path: Path) -> None:
+    source = find_or_build(pristine, "train", tmp_path / "cache", CONFIG, workers=1)
+    assert isinstance(source, CacheSource) and not source.has_targets
+    assert not (source.path / TARGETS).exists()
+    with pytest.raises(CacheError, match="no targets"):
+        source.targets(0)
+
+
+def test_key_covers_exactly_the_settings_that_matter(pristine: Path) -> None:
+    names = FolderSource(pristine, "train").names
+
+    def key(config: CacheConfig, with_targets: bool) -> str:
+        return cache_key(pristine, "train", names, config, with_targets)[0]
+
+    other_val = CacheConfig(long_side=320, val_size=256, targets=TargetConfig(shrink_ratio=0.5))
+    assert key(CONFIG, False) == key(other_val, False)
+    assert key(CONFIG, True) != key(other_val, True)
+    assert key(CONFIG, True) != key(CONFIG, False)
+    assert key(CONFIG, False) != key(CacheConfig(long_side=640), False)
+    assert cache_key(pristine, "train", names[:-1], CONFIG, False)[0] != key(CONFIG, False)
+
+
+def test_manifest_records_inputs_counts_and_sizes(pristine: Path, tmp_path: Path) -> None:
+    path = prepare_cache(pristine, "train", tmp_path / "cache", CONFIG, workers=1)
+    manifest = json.loads((path / MANIFEST).read_text())
+    assert manifest["key"] == path.name and manifest["count"] == 4
+    assert manifest["inputs"]["settings"] == {"long_side": 320} and manifest["inputs"]["split"] == "train"
+    sizes = {name: (path / name).stat().st_size for name in os.listdir(path) if name != MANIFEST}
+    assert {name: entry["bytes"] for name, entry in manifest["files"].items()} == sizes
+    source = CacheSource(path)
+    assert source.nbytes == sum(sizes.values()) and "4 images" in source.summary()
+
+
+def test_bad_image_is_named_and_nothing_is_left(root: Path, tmp_path: Path) -> None:
+    kept = prepare_cache(root, "train", tmp_path / "cache", CacheConfig(long_side=200), workers=1)
+    (root / "images" / "train" / "train_00002.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(ImageDecodeError, match="train_00002.jpg"):
+        prepare_cache(root, "train", tmp_path / "cache", CONFIG, workers=2)
+    assert os.listdir(tmp_path / "cache") == [kept.name]
+    open_cache(kept)
+
+
+def test_missing_image_or_bad_annotations_are_named(root: Path, tmp_path: Path) -> None:
+    (root / "images" / "train" / "train_00001.jpg").unlink()
+    with pytest.raises(ImageDecodeError, match="train_00001.jpg"):
+        prepare_cache(root, "train", tmp_path / "cache", CONFIG)
+    (root / "jsons" / "val.json").write_text("{")
+    with pytest.raises(AnnotationError, match="val.json"):
+        prepare_cache(root, "val", tmp_path / "cache", CONFIG)
+    (root / "jsons" / "val.json").write_text('{"images": {}}')
+    with pytest.raises(ValueError, match="no images"):
+        prepare_cache(root, "val", tmp_path / "cache", CONFIG)
+
+
+def test_crash_before_the_manifest_leaves_no_cache(
+    pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prepare_module, "_write_manifest", crash)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_cache(pristine, "train", tmp_path / "cache", CONFIG, workers=1)
+    assert os.listdir(tmp_path / "cache") == []
+
+
+def test_directories_of_dead_prepare_runs_are_removed(pristine: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    dead = cache_dir / f".tmp-abc-{socket.gethostname()}-999999999-x1"
+    alive = cache_dir / f".tmp-abc-{socket.gethostname()}-{os.getpid()}-x2"
+    for folder in (dead, alive):
+        folder.mkdir(parents=True)
+        (folder / "images.u8").write_bytes(b"half")
+    prepare_cache(pristine, "train", cache_dir, CONFIG, workers=1)
+    assert not dead.exists() and alive.exists()
+
+
+def test_a_cache_published_meanwhile_by_another_process_is_kept(pristine: Path, tmp_path: Path) -> None:
+    path = prepare_cache(pristine, "train", tmp_path / "cache", CONFIG, workers=1)
+    racer = tmp_path / "cache" / ".tmp-racer"
+    shutil.copytree(path, racer)
+    stamp = (path / MANIFEST).stat().st_mtime_ns
+    prepare_module._publish(racer, path, path.name)
+    assert (path / MANIFEST).stat().st_mtime_ns == stamp and racer.exists()
