@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+from ocrdet.data.decode import IMAGE_SUFFIXES
 
 
 def _image_paths(items: list[str]) -> list[Path]:
@@ -134,6 +134,21 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(path(args.run), path(args.data), args.split, path(args.pred), path(args.checkpoint), args.host, args.port)
 
 
+def cmd_shard(args: argparse.Namespace) -> None:
+    from ocrdet.data.shards import parse_size, write_shards
+
+    counts = write_shards(Path(args.root), args.split, Path(args.out), parse_size(args.shard_size), args.workers)
+    print(
+        f"{sum(counts.values())} samples in {len(counts)} shards -> {args.out} (index: {Path(args.out) / 'index.json'})"
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    from ocrdet.data.check import check_command
+
+    raise SystemExit(check_command(Path(args.data), args.split, args.workers))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocrdet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train and validate; Hydra overrides, e.g. data=synth trainer.max_epochs=3")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("check", help="list every problem of a data set (file, word, reason); exit status 1 if any")
+    p.add_argument("data", help="a data set ROOT")
+    p.add_argument("--split", action="append", default=[], help="repeatable; default: every jsons/*.json")
+    p.add_argument("--workers", type=int, help="processes decoding images (default: all cores)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("prepare", help="decode once into the shared cache that training reads (same overrides)")
     p.add_argument("overrides", nargs="*")
@@ -202,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("shard", help="write WebDataset shards (upright images + annotation JSON) for streaming")
+    p.add_argument("root", help="a data set ROOT")
+    p.add_argument("--split", default="train")
+    p.add_argument("--out", required=True)
+    p.add_argument("--shard-size", default="500MB", help="e.g. 500MB, 1GB")
+    p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.set_defaults(func=cmd_shard)
+
     p = sub.add_parser("demo", help="synthetic receipts -> train a few minutes on CPU -> predict -> evaluate")
     p.add_argument("--out", default="demo")
     p.add_argument("overrides", nargs="*", help="Hydra overrides on top of experiment=demo")
@@ -216,7 +245,12 @@ def main(argv: list[str] | None = None) -> None:
 
         maybe_reexec_with_tcmalloc()
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        if not type(exc).__module__.startswith("ocrdet.") and not isinstance(exc, FileNotFoundError):
+            raise
+        raise SystemExit(f"ocrdet: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,6 +19,7 @@ from ocrdet.data.orientation import INVERSE_ORIENTATION, apply_orientation
 from ocrdet.data.predictions import Predictions
 from ocrdet.eval.sweep import save_maps
 from ocrdet.model.dbnet import DBNet, ModelConfig
+from ocrdet.model.export import OnnxDBNet
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
 
 DEFAULT_SIZE = 640
@@ -25,26 +29,44 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file."""
 
 
-def load_checkpoint(path: str | Path) -> tuple[DBNet, PostprocessConfig, int]:
-    """(model in eval mode, its post-processing settings, its input size) from a Lightning checkpoint.
+def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint file's contents, loaded with ``weights_only=True``: a checkpoint is data, never code.
 
-    Loaded with ``weights_only=True``: a checkpoint is data, never code.
+    CheckpointError names the file when it is missing, truncated, not a checkpoint, or holds Python objects.
     """
     path = Path(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for truncated or foreign files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        code = [line.strip().split(". ")[0] for line in str(exc).splitlines() if "GLOBAL" in line]
+        if isinstance(exc, pickle.UnpicklingError) and code:
+            raise CheckpointError(f"{path}: refused, it holds more than weights and data ({code[0]})") from None
+        reason = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or damaged? ({reason})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (holds a {type(ckpt).__name__}, not a dict)")
+    return ckpt
+
+
+def load_checkpoint(path: str | Path) -> tuple[DBNet, PostprocessConfig, int]:
+    """(model in eval mode, its post-processing settings, its input size) from a Lightning checkpoint."""
+    path = Path(path)
+    ckpt = read_checkpoint(path)
     hparams = ckpt.get("hyper_parameters", {})
-    if "model" not in hparams or "state_dict" not in ckpt:
+    if not isinstance(hparams, dict) or "model" not in hparams or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not an ocrdet checkpoint (no model settings or weights)")
-    model = DBNet(ModelConfig(**hparams["model"]))
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
-    size = int(hparams.get("input_size", DEFAULT_SIZE))
-    return model.eval(), PostprocessConfig(**hparams["postprocess"]), size
+    try:
+        model = DBNet(ModelConfig(**hparams["model"]))
+        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        model.load_state_dict(state)
+        post = PostprocessConfig(**hparams.get("postprocess", {}))
+        size = int(hparams.get("input_size", DEFAULT_SIZE))
+    except (TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise CheckpointError(f"{path}: weights or settings do not fit this ocrdet's model ({reason})") from None
+    return model.eval(), post, size
 
 
 @dataclass(frozen=True)
@@ -60,28 +82,48 @@ class Detection:
     """(sx, sy) = map size / stored image size."""
 
 
-class Detector:
-    """Runs DBNet on whole images: decode (EXIF applied), letterbox, forward, post-process, map back."""
+class TorchDBNet:
+    """A DBNet on a device behind the same call as ``OnnxDBNet``: uint8 (B, H, W, 3) numpy images ->
+    float32 (B, 1, H, W) numpy probability maps."""
 
-    def __init__(self, model: DBNet, postprocess: PostprocessConfig, size: int, device: str = "cpu") -> None:
-        self.model = model.to(device)
+    def __init__(self, model: DBNet, device: str = "cpu") -> None:
+        self.model = model.eval().to(device)
+        self.device = device
+
+    @torch.inference_mode()
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.model(torch.from_numpy(images).to(self.device))["prob"].float().cpu().numpy()
+
+
+class Detector:
+    """Runs DBNet on whole images: decode (EXIF applied), letterbox, forward, post-process, map back.
+
+    ``model``: PyTorch (``TorchDBNet``) or onnxruntime (``ocrdet.model.export.OnnxDBNet``); the rest is shared.
+    """
+
+    def __init__(self, model: Callable[[np.ndarray], np.ndarray], postprocess: PostprocessConfig, size: int) -> None:
+        self.model = model
         self.postprocess = postprocess
         self.size = size
-        self.device = device
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", **postprocess_overrides: float) -> Detector:
         model, post, size = load_checkpoint(path)
-        return cls(model, replace(post, **postprocess_overrides), size, device)
+        return cls(TorchDBNet(model, device), replace(post, **postprocess_overrides), size)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, device: str = "cpu", **postprocess_overrides: float) -> Detector:
+        """A detector on an ``ocrdet export`` file, run by onnxruntime; settings from the file's metadata."""
+        model = OnnxDBNet(path, device)
+        return cls(model, replace(model.postprocess, **postprocess_overrides), model.input_size)
 
     def detect(self, path: str | Path) -> Detection:
         return self.detect_decoded(decode_image(path, min_long_side=self.size))
 
-    @torch.inference_mode()
     def detect_decoded(self, decoded: DecodedImage) -> Detection:
         """``detect`` for an image decoded elsewhere (e.g. uploaded bytes); ``min_long_side=self.size`` is enough."""
         image, _, scale = letterbox(decoded.image, [], self.size)
-        prob = self.model(torch.from_numpy(image)[None].to(self.device))["prob"][0, 0].float().cpu().numpy()
+        prob = self.model(image[None])[0, 0]
         polygons, scores = postprocess(prob, self.postprocess)
         in_image = [p / scale for p in polygons]
         height, width = (round(n * scale) for n in decoded.image.shape[:2])

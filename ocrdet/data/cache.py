@@ -8,6 +8,7 @@ A cache directory (written by ``ocrdet.data.prepare``) holds:
 - ``points.npy``   float32 (P, 2), all polygon points in their image's pixel frame;
 - ``targets.npy``  only for validation caches: float16 (N, 4, S, S), the maps ``MAP_KEYS`` of the
   letterboxed S x S image (float16 is exact for the 0/1 maps and within 2.5e-4 on ``thresh``);
+- ``skipped.json`` the images the data check left out (``on_bad_sample=skip``), with their problems;
 - ``manifest.json`` written last: format version, key and its inputs, names, counts, byte sizes and
   blake2b checksums of every file.
 
@@ -24,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from ocrdet.data.check import Problem, read_skip_report
 from ocrdet.data.sources import Sample
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bump when the layout or the content of a cache changes; older caches are then rebuilt."""
 
 MANIFEST = "manifest.json"
@@ -35,6 +37,7 @@ INDEX = "index.npy"
 WORDS = "words.npy"
 POINTS = "points.npy"
 TARGETS = "targets.npy"
+SKIPPED = "skipped.json"
 MAP_KEYS = ("prob", "prob_mask", "thresh", "thresh_mask")
 TARGET_DTYPE = np.float16
 
@@ -156,6 +159,11 @@ class CacheSource:
         return self.manifest["names"]
 
     @property
+    def skipped(self) -> list[Problem]:
+        """Images of the split that the data check left out of this cache."""
+        return [p for problems in read_skip_report(self.path / SKIPPED).values() for p in problems]
+
+    @property
     def has_targets(self) -> bool:
         """True for a validation cache holding letterboxed images and their final maps."""
         return self.manifest["with_targets"]
@@ -166,9 +174,12 @@ class CacheSource:
         return sum(entry["bytes"] for entry in self.manifest["files"].values())
 
     def summary(self) -> str:
-        """One line: image count, size per file and total."""
+        """One line: image count, size per file and total, images the data check left out."""
         files = ", ".join(f"{name} {entry['bytes'] / 2**20:.1f} MiB" for name, entry in self.manifest["files"].items())
-        return f"{self.path}: {len(self)} images, {self.nbytes / 2**20:.1f} MiB on disk and in memory ({files})"
+        skipped = len({p.file for p in self.skipped})
+        left_out = f"; {skipped} images left out by the data check, listed in {SKIPPED}" if skipped else ""
+        size = f"{self.nbytes / 2**20:.1f} MiB on disk and in memory"
+        return f"{self.path}: {len(self)} images, {size} ({files}){left_out}"
 
     def _open(self) -> _Arrays:
         if self._arrays is None or self._pid != os.getpid():

@@ -9,6 +9,8 @@ stored frame can follow the pixels (``DecodedImage.to_image``) and come back (``
 from __future__ import annotations
 
 import io
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +20,14 @@ from PIL import Image, UnidentifiedImageError
 
 from ocrdet.data.orientation import ORIENTATION_TAG, apply_orientation, orientation_matrix, transform_points
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+"""File name suffixes (lower case) taken for images when a folder is listed."""
+
 MAX_PIXELS = 100_000_000
 """Refuse images with more stored pixels than this (decompression bombs)."""
+
+
+JPEG_START = b"\xff\xd8"
 
 
 class ImageDecodeError(ValueError):
@@ -48,11 +56,17 @@ class DecodedImage:
 def read_orientation(data: bytes) -> int:
     """EXIF orientation 1..8; 1 when missing or invalid (a bad tag must not stop training)."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            value = img.getexif().get(ORIENTATION_TAG, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF blocks and large images
+            with Image.open(io.BytesIO(data)) as img:
+                value = img.getexif().get(ORIENTATION_TAG, 1)
     except Exception:  # noqa: BLE001 - a broken EXIF block is treated as "no orientation"
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _too_large(height: int, width: int) -> ImageDecodeError:
+    return ImageDecodeError(f"{width}x{height} pixels exceeds the limit of {MAX_PIXELS} (decompression bomb?)")
 
 
 def _decode_jpeg(data: bytes, min_long_side: int | None) -> tuple[np.ndarray, tuple[int, int]] | None:
@@ -64,7 +78,7 @@ def _decode_jpeg(data: bytes, min_long_side: int | None) -> tuple[np.ndarray, tu
     if colorspace not in ("RGB", "YCbCr", "Gray"):
         return None
     if height * width > MAX_PIXELS:
-        raise ImageDecodeError(f"{height}x{width} pixels exceeds the limit of {MAX_PIXELS}")
+        raise _too_large(height, width)
     min_h = min_w = 0
     if min_long_side:
         ratio = min(1.0, min_long_side / max(height, width))
@@ -77,24 +91,36 @@ def _decode_jpeg(data: bytes, min_long_side: int | None) -> tuple[np.ndarray, tu
 
 
 def _decode_pillow(data: bytes) -> np.ndarray:
+    """Pillow decode of any format it knows -> uint8 (H, W, 3); 16-bit grey is scaled to its maximum."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageDecodeError(f"{img.height}x{img.width} pixels exceeds the limit of {MAX_PIXELS}")
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(img, dtype=np.float64)
-                scale = 255.0 / max(float(array.max()), 1.0)
-                return np.repeat((array * scale).astype(np.uint8)[..., None], 3, axis=2)
-            return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ImageDecodeError(f"cannot decode: {exc}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is the limit here
+            with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise _too_large(img.height, img.width)
+                if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    array = np.asarray(img, dtype=np.float64)
+                    scale = 255.0 / max(float(array.max()), 1.0)
+                    return np.repeat((array * scale).astype(np.uint8)[..., None], 3, axis=2)
+                return np.asarray(img.convert("RGB"))
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{pixels.group(1)} pixels" if pixels else "more pixels"
+        raise ImageDecodeError(f"{count} exceeds the limit of {MAX_PIXELS} (decompression bomb?)") from None
+    except UnidentifiedImageError:
+        what = "corrupt JPEG: no valid header" if data[:2] == JPEG_START else "not an image file in a known format"
+        raise ImageDecodeError(what) from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on damaged or crafted files
+        raise ImageDecodeError(f"{'corrupt JPEG' if data[:2] == JPEG_START else 'cannot decode'}: {exc}") from None
 
 
 def decode_bytes(data: bytes, min_long_side: int | None = None) -> DecodedImage:
     """Decode ``data``; with ``min_long_side`` JPEGs may be DCT-downscaled to no less than it."""
     if not data:
         raise ImageDecodeError("empty file")
-    decoded = _decode_jpeg(data, min_long_side) if data[:2] == b"\xff\xd8" else None
+    decoded = _decode_jpeg(data, min_long_side) if data[:2] == JPEG_START else None
     if decoded is None:
         pixels = _decode_pillow(data)
         decoded = pixels, (pixels.shape[1], pixels.shape[0])

@@ -14,12 +14,16 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ocrdet.atomic import atomic_write_text
 
 OUT_OF_IMAGE_TOLERANCE = 2.0
 """Pixels a point may lie outside ``img_w`` x ``img_h`` before the word is rejected."""
@@ -80,9 +84,9 @@ class Annotations(BaseModel):
 
 
 def check_relative_name(name: str) -> None:
-    """Refuse file names that are absolute or climb out of the image folder."""
+    """Refuse file names that are empty, absolute, contain NUL or climb out of the image folder."""
     path = PurePosixPath(name.replace("\\", "/"))
-    if not name or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+    if not path.parts or "\x00" in name or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
         raise ValueError(f"image name {name!r} must be a relative path inside the image folder")
 
 
@@ -91,72 +95,145 @@ def polygon_area(points: np.ndarray) -> float:
     return abs(cv2.contourArea(points))
 
 
-def _describe(error: dict[str, Any]) -> str:
-    loc = list(error["loc"])
-    where = []
-    if loc[:1] == ["images"] and len(loc) > 1:
-        where.append(f"image {loc[1]!r}")
-        if loc[2:3] == ["words"] and len(loc) > 3:
-            where.append(f"word {loc[3]!r}")
-            rest = loc[4:]
-        else:
-            rest = loc[2:]
-    else:
-        rest = loc
-    field = ".".join(str(p) for p in rest)
-    return ", ".join(where + ([f"field {field!r}"] if field else [])) + f": {error['msg']}"
+@dataclass(frozen=True)
+class AnnotationIssue:
+    """One problem of an annotation file: where (``image`` and ``word``; None = the file as a whole) and what."""
+
+    image: str | None
+    word: str | None
+    reason: str
+    fatal: bool = True
+    """False for what loading repairs itself: zero-area polygons are dropped."""
+
+    def __str__(self) -> str:
+        where = [f"image {self.image!r}"] if self.image is not None else []
+        where += [f"word {self.word!r}"] if self.word is not None else []
+        return ", ".join(where) + (": " if where else "") + self.reason
+
+
+class _Object(dict):
+    """A decoded JSON object that remembers the keys it held more than once (``json`` keeps the last value)."""
+
+    duplicates: dict[str, int]
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    counts = Counter(key for key, _ in pairs)
+    obj.duplicates = {key: n for key, n in counts.items() if n > 1}
+    return obj
+
+
+def _duplicates(value: Any) -> dict[str, int]:
+    return getattr(value, "duplicates", {})
+
+
+def _pydantic_issue(image: str, error: dict[str, Any]) -> AnnotationIssue:
+    loc = [str(part) for part in error["loc"]]
+    word = None
+    if loc[:1] == ["words"] and len(loc) > 1:
+        word, loc = loc[1], loc[2:]
+    field = ".".join(loc)
+    message = error["msg"].removeprefix("Value error, ")
+    return AnnotationIssue(image, word, (f"field {field!r}: " if field else "") + message)
+
+
+def _validate_image(name: str, value: Any) -> tuple[ImageAnnotation | None, list[AnnotationIssue]]:
+    """One image's entry: (its annotation with zero-area words dropped, or None if unusable; its issues).
+
+    Zero area means all points on one line (convex hull of area 0); a self-intersecting "bow tie" whose
+    lobes cancel has a signed area of 0 too but is kept, for the data check to report.
+    """
+    try:
+        check_relative_name(name)
+        image = ImageAnnotation.model_validate(value)
+    except ValidationError as exc:
+        return None, [_pydantic_issue(name, e) for e in exc.errors()]
+    except ValueError as exc:
+        return None, [AnnotationIssue(name, None, str(exc))]
+    issues = [
+        AnnotationIssue(name, word, f"word id listed {n} times; JSON keeps only the last one")
+        for word, n in _duplicates(value.get("words") if isinstance(value, dict) else None).items()
+    ]
+    for word_id, word in list(image.words.items()):
+        poly = word.polygon()
+        if image.img_w is not None and image.img_h is not None:
+            t = OUT_OF_IMAGE_TOLERANCE
+            if (poly.min() < -t) or (poly[:, 0].max() > image.img_w + t) or (poly[:, 1].max() > image.img_h + t):
+                size = f"{image.img_w}x{image.img_h}"
+                reason = f"points {np.round(poly, 1).tolist()} lie outside the {size} image"
+                issues.append(AnnotationIssue(name, word_id, reason))
+        if polygon_area(cv2.convexHull(poly)) <= 0.0:
+            del image.words[word_id]
+            issues.append(AnnotationIssue(name, word_id, "zero-area polygon dropped", fatal=False))
+    return (None if any(i.fatal for i in issues) else image), issues
+
+
+def validate_annotations(data: Any) -> tuple[Annotations, list[AnnotationIssue]]:
+    """Validate a decoded JSON object image by image, never raising.
+
+    Returns the images without fatal issues (zero-area words dropped) and every issue found, in file order.
+    An image listed twice, or holding a word id twice, is an issue: JSON readers keep only the last entry.
+    """
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, dict):
+        return Annotations(images={}), [AnnotationIssue(None, None, 'expected {"images": {"<file>": {...}, ...}}')]
+    issues = [
+        AnnotationIssue(name, None, f"image listed {n} times; JSON keeps only the last entry")
+        for name, n in _duplicates(images).items()
+    ]
+    good = {}
+    for name, value in images.items():
+        image, found = _validate_image(name, value)
+        issues += found
+        if image is not None and name not in _duplicates(images):
+            good[name] = image
+    return Annotations.model_construct(images=good), issues
 
 
 def parse_annotations(data: Any, source: str = "<memory>") -> Annotations:
-    """Validate a decoded JSON object; errors name ``source``, the image and the word id.
+    """Validate a decoded JSON object; any fatal issue raises AnnotationError naming ``source``, image and word.
 
-    Words whose points lie more than OUT_OF_IMAGE_TOLERANCE px outside a known image size
-    are errors; zero-area polygons are dropped with one DegeneratePolygonWarning.
+    Words whose points lie more than OUT_OF_IMAGE_TOLERANCE px outside a known image size are errors;
+    zero-area polygons (all points on one line) are dropped with one DegeneratePolygonWarning.
     """
-    try:
-        annotations = Annotations.model_validate(data)
-    except ValidationError as exc:
-        problems = "\n  ".join(_describe(e) for e in exc.errors()[:20])
-        more = f"\n  ... and {exc.error_count() - 20} more" if exc.error_count() > 20 else ""
-        raise AnnotationError(f"{source}: invalid annotations:\n  {problems}{more}") from None
-    dropped = 0
-    for name, image in annotations.images.items():
-        for word_id, word in list(image.words.items()):
-            poly = word.polygon()
-            if image.img_w is not None and image.img_h is not None:
-                t = OUT_OF_IMAGE_TOLERANCE
-                if (poly.min() < -t) or (poly[:, 0].max() > image.img_w + t) or (poly[:, 1].max() > image.img_h + t):
-                    raise AnnotationError(
-                        f"{source}: image {name!r}, word {word_id!r}: points {poly.tolist()} lie outside "
-                        f"the {image.img_w}x{image.img_h} image"
-                    )
-            if polygon_area(poly) <= 0.0:
-                del image.words[word_id]
-                dropped += 1
-    if dropped:
-        warnings.warn(f"{source}: dropped {dropped} zero-area polygon(s)", DegeneratePolygonWarning, stacklevel=2)
+    annotations, issues = validate_annotations(data)
+    fatal = [issue for issue in issues if issue.fatal]
+    if fatal:
+        problems = "\n  ".join(map(str, fatal[:20]))
+        more = f"\n  ... and {len(fatal) - 20} more" if len(fatal) > 20 else ""
+        raise AnnotationError(f"{source}: invalid annotations:\n  {problems}{more}")
+    if issues:
+        warnings.warn(f"{source}: dropped {len(issues)} zero-area polygon(s)", DegeneratePolygonWarning, stacklevel=2)
     return annotations
 
 
-def load_annotations(path: str | Path) -> Annotations:
-    """Read and validate an annotation JSON file."""
+def read_json(path: str | Path) -> Any:
+    """Decode a JSON file; AnnotationError names the file when it is missing, unreadable or not JSON.
+
+    Objects are ``dict`` subclasses that remember duplicated keys, which ``validate_annotations`` reports.
+    """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=_json_object)
     except FileNotFoundError:
         raise AnnotationError(f"{path}: annotation file not found") from None
+    except OSError as exc:
+        raise AnnotationError(f"{path}: cannot read: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path}: not valid JSON: {exc}") from None
-    return parse_annotations(data, source=str(path))
+    except RecursionError:
+        raise AnnotationError(f"{path}: not valid JSON: nested too deeply") from None
+
+
+def load_annotations(path: str | Path) -> Annotations:
+    """Read and validate an annotation JSON file (strict: see ``parse_annotations``)."""
+    return parse_annotations(read_json(path), source=str(Path(path)))
 
 
 def save_annotations(annotations: Annotations, path: str | Path) -> None:
     """Write atomically (temp file + rename) so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(annotations.model_dump_json(exclude_none=True, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, annotations.model_dump_json(exclude_none=True, indent=1))
 
 
 def split_paths(root: str | Path, split: str) -> tuple[Path, Path]:

@@ -1,10 +1,13 @@
 """Dataset and DataModule: samples from a source (prepared cache or image folder) to uint8 batches + DB targets.
 
-Images stay uint8 all the way to the device; the model normalizes them there.
+Images stay uint8 all the way to the device; the model normalizes them there. A sample that fails when it is
+read (a file changed after the data check, ...) raises an error naming it, or with ``on_bad_sample=skip`` is
+replaced by the next readable one and listed in the batch's ``skipped``: it never stops a worker mid-epoch.
 """
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,33 +18,75 @@ from torch.utils.data import DataLoader, Dataset
 
 from ocrdet.data.augment import AugmentConfig, color_jitter, letterbox, random_warp
 from ocrdet.data.cache import MAP_KEYS
+from ocrdet.data.check import DEFAULT_POLICY, POLICIES, Problem
+from ocrdet.data.decode import ImageDecodeError
+from ocrdet.data.format import AnnotationError
 from ocrdet.data.prepare import CacheConfig
 from ocrdet.data.sources import Sample
 from ocrdet.data.targets import TargetConfig, make_db_targets
 
 
+class BadSampleError(ValueError):
+    """A sample that could not be turned into a training item; the message names its file."""
+
+
 class DetectionDataset(Dataset):
     """One item: ``image`` uint8 (S, S, 3), the four DB maps float32 (S, S), and for evaluation the
-    polygons/ignore flags in the network frame and ``matrix`` (3x3: stored-frame points -> network frame).
+    polygons/ignore flags in the network frame and ``matrix`` (3x3: stored-frame points -> network frame);
+    ``skipped``: ``{"file", "reason"}`` of the samples that failed and were replaced by this one.
 
     ``train=True`` draws a random fused warp to ``augment.size``; otherwise the image is letterboxed to
     ``eval_size`` (text is then as large as in training crops, which zoom in by ``augment.scale``), or
     taken ready-made with its maps from a validation cache (``source.has_targets``).
+    ``on_bad_sample``: ``error`` raises on a sample that fails; ``skip`` takes the next index that works.
     """
 
     def __init__(
-        self, source: Any, train: bool, augment: AugmentConfig, targets: TargetConfig, eval_size: int = 640
+        self,
+        source: Any,
+        train: bool,
+        augment: AugmentConfig,
+        targets: TargetConfig,
+        eval_size: int = CacheConfig.val_size,
+        on_bad_sample: str = DEFAULT_POLICY,
     ) -> None:
+        if on_bad_sample not in POLICIES:
+            raise ValueError(f"on_bad_sample must be one of {POLICIES}, got {on_bad_sample!r}")
         self.source = source
         self.train = train
         self.augment = augment
         self.targets = targets
         self.eval_size = eval_size
+        self.on_bad_sample = on_bad_sample
+        self._bad: set[int] = set()
+        """Indices found unreadable in this process, not tried again."""
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        skipped = []
+        for offset in range(len(self)):
+            i = (index + offset) % len(self)
+            if i in self._bad:
+                continue
+            try:
+                item = self._item(i)
+            except Exception as exc:  # noqa: BLE001 - whatever a bad sample raises, it is that sample's problem
+                named = isinstance(exc, (ImageDecodeError, AnnotationError))
+                if self.on_bad_sample == "error" and named:
+                    raise
+                name, reason = self.source.names[i], str(exc) if named else f"{type(exc).__name__}: {exc}"
+                if self.on_bad_sample == "error":
+                    raise BadSampleError(f"{name}: {reason}") from exc
+                self._bad.add(i)
+                skipped.append({"file": name, "reason": reason})
+                continue
+            item["skipped"] = skipped
+            return item
+        raise BadSampleError(f"none of the {len(self)} samples could be read; the first failure: {skipped[:1]}")
+
+    def _item(self, index: int) -> dict[str, Any]:
         sample: Sample = self.source.get(index)
         if self.train:
             rng = np.random.default_rng([torch.initial_seed() % 2**63, index])
@@ -62,11 +107,18 @@ class DetectionDataset(Dataset):
         return item
 
 
+def ignore_interrupts(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: workers ignore Ctrl-C, which a terminal sends to them too; the main process
+    decides what happens (``ocrdet.train.checkpointing.StopOnSignal`` saves a checkpoint) and stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack tensors; keep per-image polygons, flags, names and matrices as lists."""
+    """Stack tensors; keep per-image polygons, flags, names and matrices as lists; join the ``skipped`` lists."""
     batch: dict[str, Any] = {k: torch.stack([it[k] for it in items]) for k in ("image", *MAP_KEYS)}
     for key in ("name", "polygons", "ignore", "matrix"):
         batch[key] = [it[key] for it in items]
+    batch["skipped"] = [entry for it in items for entry in it["skipped"]]
     return batch
 
 
@@ -83,6 +135,13 @@ class DataConfig:
     cache_long_side: int = CacheConfig.long_side
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)
+    on_bad_sample: str = DEFAULT_POLICY
+    """What a bad image or annotation does: ``error`` stops before training with the list of every problem
+    (``ocrdet check``); ``skip`` trains on the rest and lists what was left out in ``run_dir/skipped.json``."""
+
+    def __post_init__(self) -> None:
+        if self.on_bad_sample not in POLICIES:
+            raise ValueError(f"data.on_bad_sample must be one of {POLICIES}, got {self.on_bad_sample!r}")
 
 
 class DetectionDataModule(L.LightningDataModule):
@@ -93,7 +152,7 @@ class DetectionDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         c = self.config
-        dataset = DetectionDataset(self.sources[split], train, c.augment, c.targets, c.eval_size)
+        dataset = DetectionDataset(self.sources[split], train, c.augment, c.targets, c.eval_size, c.on_bad_sample)
         return DataLoader(
             dataset,
             batch_size=c.batch_size if train else max(1, c.batch_size // 2),
@@ -103,7 +162,12 @@ class DetectionDataModule(L.LightningDataModule):
             persistent_workers=c.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
             collate_fn=collate,
+            worker_init_fn=ignore_interrupts,
         )
+
+    def skipped(self) -> dict[str, list[Problem]]:
+        """Per split, the images the data check left out (``on_bad_sample=skip``)."""
+        return {split: list(source.skipped) for split, source in self.sources.items()}
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.config.train_split, train=True)

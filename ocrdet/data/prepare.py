@@ -5,22 +5,25 @@ modification times of the images and of the annotation file) and of the settings
 A changed source or setting gives a new key, so a stale cache is never found; a directory under the right
 key that fails validation (half-written, truncated, corrupted) is removed and rebuilt. Writing goes to a
 temporary directory that is renamed into place once ``manifest.json`` (written last) is in it.
+
+Before a cache is built, the split goes through the data check (``ocrdet.data.check``): with
+``on_bad_sample=error`` any problem stops the build with the whole list; with ``skip`` the unusable images
+are left out and listed in the cache's ``skipped.json``. The cache's size is estimated from the image sizes
+the check read, reported, and refused when the disk cannot hold it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,7 @@ from ocrdet.data.cache import (
     MANIFEST,
     MAP_KEYS,
     POINTS,
+    SKIPPED,
     TARGET_DTYPE,
     TARGETS,
     WORD_DTYPE,
@@ -46,8 +50,9 @@ from ocrdet.data.cache import (
     file_checksum,
     open_cache,
 )
-from ocrdet.data.decode import ImageDecodeError
-from ocrdet.data.format import load_annotations, split_paths
+from ocrdet.data.check import DEFAULT_POLICY, check_dataset, listed_names, usable_names, write_skip_report
+from ocrdet.data.format import AnnotationError, read_json, split_paths, validate_annotations
+from ocrdet.data.parallel import ordered_map, usable_cores
 from ocrdet.data.sources import load_sample
 from ocrdet.data.targets import TargetConfig, make_db_targets
 
@@ -92,10 +97,11 @@ def _settings(config: CacheConfig, with_targets: bool) -> dict[str, Any]:
 
 
 def _stat(path: Path) -> list[int]:
+    """[size, mtime_ns]; [-1, -1] for a file that cannot be found (the data check reports it)."""
     try:
         info = path.stat()
-    except OSError as exc:
-        raise ImageDecodeError(f"{path}: cannot read: {exc.strerror}") from None
+    except OSError:
+        return [-1, -1]
     return [info.st_size, info.st_mtime_ns]
 
 
@@ -134,22 +140,6 @@ def _prepare_one(
     counts = np.array([len(p) for p in polygons], dtype=np.int64)
     points = np.concatenate(polygons).astype(np.float32) if polygons else np.zeros((0, 2), np.float32)
     return _Prepared(np.ascontiguousarray(image), points, counts, sample.ignore, matrix, maps)
-
-
-@contextlib.contextmanager
-def _mapper(workers: int, chunksize: int) -> Iterator[Callable[[Callable[[Any], _Prepared], list[Any]], Iterable]]:
-    """An ordered ``map``: the builtin for one worker, else ``imap`` of a process pool.
-
-    Workers are forked where the platform allows it: they start at once and, unlike spawn, need no
-    ``if __name__ == "__main__"`` guard in the caller's script; they run only NumPy/OpenCV/libjpeg code.
-    They must not call ``cv2.setNumThreads``: after a fork that deadlocks (OpenCV 5.0, pthread_cond_destroy).
-    """
-    if workers <= 1:
-        yield map
-        return
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with multiprocessing.get_context(method).Pool(workers) as pool:
-        yield functools.partial(pool.imap, chunksize=chunksize)
 
 
 def _fsync(path: Path) -> None:
@@ -264,6 +254,32 @@ def _valid(path: Path, key: str) -> bool:
         return False
 
 
+def estimate_bytes(sizes: Iterable[tuple[int, int]], config: CacheConfig, with_targets: bool) -> int:
+    """Bytes of a cache's image (and map) files for images of stored (width, height) ``sizes``.
+
+    Training caches hold each image shrunk to ``config.long_side`` (within a pixel per side of the real
+    size); validation caches one letterboxed ``val_size`` square and its maps per image.
+    """
+    if with_targets:
+        side = config.val_size
+        per_image = side * side * (3 + len(MAP_KEYS) * np.dtype(TARGET_DTYPE).itemsize)
+        return per_image * sum(1 for _ in sizes)
+    total = 0
+    for width, height in sizes:
+        ratio = min(1.0, config.long_side / max(width, height))
+        total += (round(width * ratio) + 1) * (round(height * ratio) + 1) * 3
+    return total
+
+
+def _check_space(cache_dir: Path, need: int) -> None:
+    free = shutil.disk_usage(cache_dir).free
+    if need > free:
+        raise CacheError(
+            f"{cache_dir}: the cache needs about {need / 2**30:.2f} GiB, only {free / 2**30:.2f} GiB are free "
+            "(free some space, set data.cache_dir elsewhere or lower data.cache_long_side)"
+        )
+
+
 def prepare_cache(
     root: Path,
     split: str,
@@ -271,35 +287,45 @@ def prepare_cache(
     config: CacheConfig = CacheConfig(),
     workers: int | None = None,
     with_targets: bool = False,
+    on_bad_sample: str = DEFAULT_POLICY,
 ) -> Path:
     """Build (or find) the cache of ``ROOT``'s ``split`` and return its directory ``cache_dir/<key>/``.
 
     workers: processes decoding in parallel (None: all usable cores). with_targets: store the letterboxed
-    ``config.val_size`` images with their DB maps (validation). Raises ``AnnotationError`` /
-    ``ImageDecodeError`` naming the bad file; nothing is left behind then.
+    ``config.val_size`` images with their DB maps (validation). on_bad_sample: ``error`` raises
+    ``DataCheckError`` listing every problem of the split; ``skip`` leaves the unusable images out. An
+    unreadable annotation file raises ``AnnotationError``; nothing is left behind then.
     """
     root, cache_dir = Path(root), Path(cache_dir)
     image_dir, json_path = split_paths(root, split)
-    annotations = load_annotations(json_path).images
-    names = list(annotations)
+    data = read_json(json_path)
+    names = listed_names(data)
     if not names:
-        raise ValueError(f"{json_path}: no images to prepare")
+        raise AnnotationError(f"{json_path}: no images to prepare")
     key, inputs = cache_key(root, split, names, config, with_targets)
     final = cache_dir / key
-    if _valid(final, key):
+    if _valid(final, key) and (on_bad_sample == "skip" or not CacheSource(final).skipped):
         return final
+    report = check_dataset(root, split, workers)
+    usable = usable_names(report, on_bad_sample)
+    need = estimate_bytes((report.sizes[name] for name in usable), config, with_targets)
+    log.info("prepare %s: %d images, about %.1f MiB", split, len(usable), need / 2**20)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    _check_space(cache_dir, need)
     _remove_abandoned(cache_dir)
+    annotations = validate_annotations(data)[0].images
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{key}-{socket.gethostname()}-{os.getpid()}-", dir=cache_dir))
     try:
         start = time.perf_counter()
-        tasks = [(image_dir / name, name, *annotations[name].polygons()) for name in names]
-        workers = min(len(tasks), workers or len(os.sched_getaffinity(0)))
+        tasks = [(image_dir / name, name, *annotations[name].polygons()) for name in usable]
+        workers = min(len(tasks), workers or usable_cores())
         prepare = functools.partial(_prepare_one, config=config, with_targets=with_targets)
-        with _mapper(workers, chunksize=max(1, min(16, len(tasks) // (workers * 8)))) as mapped:
-            results = tqdm(mapped(prepare, tasks), total=len(tasks), desc=f"prepare {split}", unit="img")
+        with ordered_map(workers, chunksize=max(1, min(16, len(tasks) // (workers * 8)))) as mapped:
+            desc = f"prepare {split} (~{need / 2**20:.0f} MiB)"
+            results = tqdm(mapped(prepare, tasks), total=len(tasks), desc=desc, unit="img")
             _write_cache(tmp, results, len(tasks), config, with_targets)
-        _write_manifest(tmp, key, inputs, names, time.perf_counter() - start)
+        write_skip_report(tmp / SKIPPED, {split: report.errors})
+        _write_manifest(tmp, key, inputs, usable, time.perf_counter() - start)
         _publish(tmp, final, key)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -326,6 +352,7 @@ def find_or_build(
     config: CacheConfig = CacheConfig(),
     workers: int | None = None,
     with_targets: bool = False,
+    on_bad_sample: str = DEFAULT_POLICY,
 ) -> CacheSource:
     """The cache source of ``split``, prepared first if missing or stale (what training calls)."""
-    return CacheSource(prepare_cache(root, split, cache_dir, config, workers, with_targets))
+    return CacheSource(prepare_cache(root, split, cache_dir, config, workers, with_targets, on_bad_sample))

@@ -7,6 +7,7 @@ through ``load_sample``, so a cache holds exactly what the folder would give.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -14,8 +15,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from ocrdet.data.check import Problem, check_dataset, usable_names
 from ocrdet.data.decode import decode_image
-from ocrdet.data.format import load_annotations, split_paths
+from ocrdet.data.format import AnnotationError, load_annotations, read_json, split_paths, validate_annotations
 from ocrdet.data.orientation import transform_points
 
 
@@ -39,6 +41,8 @@ class Source(Protocol):
     """What a Dataset needs from a source of samples."""
 
     names: list[str]
+    skipped: list[Problem]
+    """Images the data check left out (``on_bad_sample=skip``), for the run's ``skipped.json``."""
 
     def __len__(self) -> int: ...
 
@@ -72,14 +76,31 @@ class FolderSource:
     """Samples decoded from ``ROOT/images/<split>/`` on every ``get``, in the order of ``jsons/<split>.json``.
 
     ``long_side``: shrink images so their long side is at most this many pixels (None: full size), as
-    ``ocrdet.data.prepare`` does for the cache.
+    ``ocrdet.data.prepare`` does for the cache. ``names``: only these images (those a check found usable),
+    whose annotations must be valid; default all images, and then the whole annotation file must be valid.
+    ``skipped``: what the check left out, for the run's report.
     """
 
-    def __init__(self, root: str | Path, split: str, long_side: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        long_side: int | None = None,
+        names: Sequence[str] | None = None,
+        skipped: Sequence[Problem] = (),
+    ) -> None:
         self.image_dir, json_path = split_paths(root, split)
-        images = load_annotations(json_path).images
-        self.names = list(images)
+        if names is None:
+            images = load_annotations(json_path).images
+            names = list(images)
+        else:
+            images = validate_annotations(read_json(json_path))[0].images
+            invalid = [name for name in names if name not in images]
+            if invalid:
+                raise AnnotationError(f"{json_path}: no valid annotations for {invalid[:5]} ({len(invalid)} images)")
+        self.names = list(names)
         self.long_side = long_side
+        self.skipped = list(skipped)
         self._annotations = [images[name].polygons() for name in self.names]
 
     def __len__(self) -> int:
@@ -90,3 +111,19 @@ class FolderSource:
         polygons, ignore = self._annotations[index]
         name = self.names[index]
         return load_sample(self.image_dir / name, name, polygons, ignore, self.long_side)
+
+    def summary(self) -> str:
+        """One line: where the images are decoded from, how many, how many the check left out."""
+        left_out = f", {len({p.file for p in self.skipped})} left out by the check" if self.skipped else ""
+        return f"{self.image_dir}: {len(self)} images decoded on the fly (no cache){left_out}"
+
+
+def open_folder(
+    root: str | Path, split: str, long_side: int | None, on_bad_sample: str, workers: int | None = None
+) -> FolderSource:
+    """Check ``split`` first (``ocrdet.data.check``), then the FolderSource of the images ``on_bad_sample`` keeps.
+
+    Raises DataCheckError, listing every problem, when the policy is ``error`` and there are problems.
+    """
+    report = check_dataset(root, split, workers)
+    return FolderSource(root, split, long_side, usable_names(report, on_bad_sample), report.errors)

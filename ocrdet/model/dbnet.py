@@ -24,6 +24,9 @@ class ModelConfig:
     neck_channels: int = 256
     k: float = 50.0
     grad_checkpointing: bool = False
+    """Recompute the backbone's inner stages in the backward pass: less activation memory for big backbones."""
+    channels_last: bool = True
+    """NHWC memory for the input and the convolution weights (faster convolutions on GPUs and most CPUs)."""
 
 
 class DBNet(nn.Module):
@@ -38,11 +41,13 @@ class DBNet(nn.Module):
         self.head = DBHead(config.neck_channels, config.k)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255, persistent=False)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.to(memory_format=self.memory_format)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, H, W, 3) -> float (B, 3, H, W), channels_last memory, normalized on the device."""
+        """uint8 (B, H, W, 3) -> float (B, 3, H, W) in the model's memory format, normalized on the device."""
         x = images.permute(0, 3, 1, 2).float()
-        return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        return ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.head(self.neck(self.backbone(self.normalize(images))))

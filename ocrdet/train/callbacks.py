@@ -1,14 +1,21 @@
-"""Callbacks that tell a user where training time goes: throughput, data wait, memory, torch.profiler traces."""
+"""Callbacks that tell a user what training did: throughput, data wait, memory, torch.profiler traces, and
+the images it left out."""
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+
+from ocrdet.data.check import READ, Problem, write_skip_report
+
+log = logging.getLogger(__name__)
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -109,3 +116,44 @@ class TorchProfilerCallback(L.Callback):
         if self._profiler is not None:
             self._profiler.stop()
             self._profiler = None
+
+
+class SkippedSamples(L.Callback):
+    """Keeps ``path`` (``run_dir/skipped.json``, ``{split: [problem, ...]}``) listing every image the run left out:
+    those the data check found unusable (``skipped``) and, as they happen, those that failed when a DataLoader
+    worker read them (each batch's ``skipped``, with ``on_bad_sample=skip``). Written at the start, always."""
+
+    def __init__(
+        self, path: str | Path, train_split: str, val_split: str, skipped: dict[str, Sequence[Problem]]
+    ) -> None:
+        self.path = Path(path)
+        self.splits = {"train": train_split, "val": val_split}
+        self.skipped = {split: list(problems) for split, problems in skipped.items()}
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            write_skip_report(self.path, self.skipped)
+
+    def _record(self, trainer: L.Trainer, stage: str, batch: Any) -> None:
+        split = self.splits[stage]
+        known = {p.file for p in self.skipped.setdefault(split, [])}
+        entries = batch.get("skipped", ()) if isinstance(batch, dict) else ()
+        new = [Problem(READ, entry["file"], None, entry["reason"]) for entry in entries]
+        new = [p for p in new if p.file not in known]
+        if not new:
+            return
+        for problem in new:
+            log.warning("skipped %s image %s", split, problem)
+        self.skipped[split] += new
+        if trainer.is_global_zero:
+            write_skip_report(self.path, self.skipped)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._record(trainer, "train", batch)
+
+    def on_validation_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._record(trainer, "val", batch)

@@ -8,8 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from ocrdet.eval.evaluate import BackgroundEvaluator
-from ocrdet.eval.iou_hmean import ImageCounts
+from ocrdet.eval.evaluate import BackgroundEvaluator, Counts, total
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.loss import DBLoss, LossWeights
 from ocrdet.model.postprocess import PostprocessConfig
@@ -22,10 +21,23 @@ class OptimConfig:
     warmup_steps: int = 50
 
 
+def gather_per_image(per_image: dict[str, Counts]) -> dict[str, Counts]:
+    """{image name: counts} of every DDP rank merged (this rank's alone when not distributed).
+
+    An image scored on two ranks (a DistributedSampler pads the last round with repeats) is kept once, so
+    the sum of the merged counts is the single-process sum.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return per_image
+    parts: list[dict[str, Counts] | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, per_image)
+    return {name: counts for part in parts for name, counts in part.items()}
+
+
 class DBNetModule(L.LightningModule):
     """Training: loss on uint8 batches. Validation: probability maps go to background workers that
     post-process and count matches while the model runs the next batch; the metric is computed once
-    per epoch from counts summed over all ranks."""
+    per epoch from per-image counts gathered from all ranks (each image once) and summed."""
 
     def __init__(
         self,
@@ -54,6 +66,8 @@ class DBNetModule(L.LightningModule):
         self.postprocess = postprocess
         self.eval_workers = eval_workers
         self._evaluator: BackgroundEvaluator | None = None
+        self._val_names: list[str] = []
+        """Names of the images submitted this validation epoch, in order."""
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.forward_fn(images)
@@ -72,18 +86,16 @@ class DBNetModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self.evaluator.reset()
+        self._val_names = []
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         prob = self(batch["image"])["prob"][:, 0]
         self.evaluator.submit(prob.half().cpu().numpy(), batch["polygons"], batch["ignore"])
+        self._val_names += batch["name"]
 
     def on_validation_epoch_end(self) -> None:
-        counts = self.evaluator.counts()
-        totals = torch.tensor(
-            [counts.gt_care, counts.det_care, counts.matched], device=self.device, dtype=torch.float64
-        )
-        totals = self.all_gather(totals).reshape(-1, 3).sum(0) if self.trainer.world_size > 1 else totals
-        summed = ImageCounts(*(int(v) for v in totals.tolist()))
+        per_image = dict(zip(self._val_names, self.evaluator.per_image(), strict=True))
+        summed = total(list(gather_per_image(per_image).values()), self.evaluator.metric)
         for key, value in summed.metrics().items():
             self.log(f"val/{key}", value, prog_bar=key == "hmean", sync_dist=False, rank_zero_only=False)
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ocrdet.data import cache as cache_module
-from ocrdet.data.cache import IMAGES, INDEX, MANIFEST, POINTS, WORDS, CacheError, CacheSource, open_cache
+from ocrdet.data.cache import CACHE_VERSION, IMAGES, INDEX, MANIFEST, POINTS, WORDS, CacheError, CacheSource, open_cache
 from ocrdet.data.prepare import CacheConfig, cache_key, prepare_cache
 from ocrdet.data.sources import FolderSource, Sample
 from ocrdet.data.synth import generate_dataset
@@ -77,9 +78,11 @@ def test_changed_mtime_gives_a_new_cache_and_drops_the_old(root: Path, tmp_path:
 def test_changed_size_same_mtime_gives_a_new_cache(root: Path, tmp_path: Path) -> None:
     old = prepare_cache(root, "train", tmp_path / "cache", CONFIG, workers=1)
     key = open_cache(old).manifest["key"]
-    target, other = root / "images" / "train" / "train_00001.jpg", root / "images" / "train" / "train_00004.jpg"
+    target = root / "images" / "train" / "train_00001.jpg"
     info = target.stat()
-    target.write_bytes(other.read_bytes())
+    with Image.open(target) as image:
+        image.load()
+        image.save(target, "JPEG", quality=50, exif=image.getexif())
     os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
     assert target.stat().st_size != info.st_size
     new_key, _ = cache_key(root, "train", FolderSource(root, "train").names, CONFIG, with_targets=False)
@@ -111,11 +114,11 @@ def _flip_byte(path: Path) -> None:
 
 
 def _old_version(path: Path) -> None:
-    path.write_text(path.read_text().replace('"version": 1', '"version": 0', 1))
+    path.write_text(path.read_text().replace(f'"version": {CACHE_VERSION}', '"version": 0', 1))
 
 
 def _no_file_list(path: Path) -> None:
-    path.write_text('{"version": 1}')
+    path.write_text(f'{{"version": {CACHE_VERSION}}}')
 
 
 @pytest.mark.parametrize(

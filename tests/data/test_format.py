@@ -9,6 +9,7 @@ from ocrdet.data.format import (
     load_annotations,
     parse_annotations,
     save_annotations,
+    validate_annotations,
 )
 from ocrdet.data.predictions import format_csv, from_annotations, parse_csv, read_predictions, write_predictions
 
@@ -102,3 +103,54 @@ def test_csv_errors_name_line():
         parse_csv("filename,polygons\na.jpg,1 2 3\n", source="p.csv")
     with pytest.raises(AnnotationError, match="header"):
         parse_csv("a.jpg,1 2 3 4 5 6\n")
+
+
+def test_duplicate_word_ids_and_images_are_refused_not_silently_merged(tmp_path):
+    path = tmp_path / "gt.json"
+    words = '{"w1": {"points": [[0, 0], [9, 0], [9, 9]]}, "w1": {"points": [[1, 1], [8, 1], [8, 8]]}}'
+    path.write_text('{"images": {"a.jpg": {"words": ' + words + '}, "b.jpg": {}, "b.jpg": {}}}')
+    with pytest.raises(AnnotationError) as err:
+        load_annotations(path)
+    message = str(err.value)
+    assert "image 'a.jpg', word 'w1': word id listed 2 times" in message
+    assert "image 'b.jpg': image listed 2 times" in message
+
+
+def test_lenient_validation_keeps_good_images_and_lists_the_rest():
+    data = {
+        "images": {
+            "good.jpg": {"words": {"1": {"points": SQUARE}, "flat": {"points": [[0, 0], [5, 5], [9, 9]]}}},
+            "bad.jpg": {"words": {"1": {"points": [[0, 0], [1, 1]]}, "2": {"points": SQUARE}}},
+            "../up.jpg": {"words": {}},
+            "empty.jpg": {"words": {}},
+        }
+    }
+    annotations, issues = validate_annotations(data)
+    assert list(annotations.images) == ["good.jpg", "empty.jpg"]
+    assert list(annotations.images["good.jpg"].words) == ["1"]
+    assert [(i.image, i.word, i.fatal) for i in issues] == [
+        ("good.jpg", "flat", False),
+        ("bad.jpg", "1", True),
+        ("../up.jpg", None, True),
+    ]
+    assert validate_annotations([1, 2])[0].images == {}
+
+
+@pytest.mark.parametrize("name", [".", "", "a\x00.jpg", "./"])
+def test_empty_or_nul_names_are_refused(name):
+    with pytest.raises(AnnotationError, match="relative path"):
+        parse_annotations({"images": {name: {"words": {}}}})
+
+
+def test_bow_tie_is_kept_for_the_check_not_dropped_as_zero_area():
+    bow_tie = [[10, 10], [40, 30], [40, 10], [10, 30]]
+    ann = parse_annotations(doc({"1": {"points": bow_tie}}))
+    assert list(ann.images["a.jpg"].words) == ["1"]
+
+
+@pytest.mark.parametrize(("content", "problem"), [(b"\xff\xfe{}", "not valid JSON"), (b"[" * 100000, "nested")])
+def test_undecodable_files_name_the_file(tmp_path, content, problem):
+    path = tmp_path / "gt.json"
+    path.write_bytes(content)
+    with pytest.raises(AnnotationError, match=f"gt.json: not valid JSON.*{problem}|gt.json: {problem}"):
+        load_annotations(path)

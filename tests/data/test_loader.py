@@ -1,12 +1,15 @@
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from ocrdet.data.augment import AugmentConfig
-from ocrdet.data.format import load_annotations
-from ocrdet.data.loader import MAP_KEYS, DetectionDataset, collate
+from ocrdet.data.check import DataCheckError
+from ocrdet.data.decode import ImageDecodeError
+from ocrdet.data.format import AnnotationError, load_annotations
+from ocrdet.data.loader import MAP_KEYS, BadSampleError, DataConfig, DetectionDataset, collate, ignore_interrupts
 from ocrdet.data.orientation import transform_points
-from ocrdet.data.sources import FolderSource
+from ocrdet.data.sources import FolderSource, open_folder
 from ocrdet.data.targets import TargetConfig
 
 
@@ -31,3 +34,93 @@ def test_validation_items_map_back_to_the_annotation_frame(shared_data):
     for original, network in zip(stored, item["polygons"], strict=True):
         np.testing.assert_allclose(transform_points(item["matrix"], original), network, atol=1e-3)
     assert item["prob"].sum() > 0
+
+
+SMALL = AugmentConfig(size=32)
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_sample_that_fails_at_read_time_is_named(tiny):
+    source = FolderSource(tiny, "train")
+    _truncate(tiny / "images" / "train" / "b.jpg")
+    dataset = DetectionDataset(source, True, SMALL, TargetConfig())
+    with pytest.raises(ImageDecodeError, match="b.jpg: corrupt JPEG"):
+        dataset[1]
+
+
+class _BrokenPolygons:
+    """A source whose second sample has a polygon the target maps refuse."""
+
+    def __init__(self, source):
+        self.source, self.names, self.skipped = source, source.names, []
+
+    def __len__(self):
+        return len(self.source)
+
+    def get(self, index):
+        sample = self.source.get(index)
+        if index == 1:
+            sample.polygons[0][0, 0] = np.nan
+        return sample
+
+
+def test_any_failure_of_a_sample_names_its_file(tiny):
+    dataset = DetectionDataset(_BrokenPolygons(FolderSource(tiny, "train")), False, SMALL, TargetConfig(), 64)
+    with pytest.raises(BadSampleError, match="b.jpg: ValueError: polygon 0"):
+        dataset[1]
+    skipping = DetectionDataset(_BrokenPolygons(FolderSource(tiny, "train")), False, SMALL, TargetConfig(), 64, "skip")
+    assert skipping[1]["name"] == "c.jpg"
+
+
+def test_skip_takes_the_next_readable_sample_and_records_the_bad_one(tiny):
+    source = FolderSource(tiny, "train")
+    for name in ("b.jpg", "c.jpg"):
+        _truncate(tiny / "images" / "train" / name)
+    dataset = DetectionDataset(source, True, SMALL, TargetConfig(), on_bad_sample="skip")
+    first = dataset[1]
+    assert first["name"] == "a.jpg" and first["image"].shape == (32, 32, 3)
+    assert [entry["file"] for entry in first["skipped"]] == ["b.jpg", "c.jpg"]
+    assert "Premature end of JPEG file" in first["skipped"][0]["reason"]
+    again = dataset[2]
+    assert again["name"] == "a.jpg" and again["skipped"] == [], "known bad samples are not tried or recorded again"
+    np.testing.assert_array_equal(again["image"], DetectionDataset(source, True, SMALL, TargetConfig())[0]["image"])
+
+
+def test_nothing_readable_is_an_error_even_with_skip(tiny):
+    source = FolderSource(tiny, "train")
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (tiny / "images" / "train" / name).write_bytes(b"")
+    with pytest.raises(BadSampleError, match="none of the 3 samples could be read"):
+        DetectionDataset(source, True, SMALL, TargetConfig(), on_bad_sample="skip")[0]
+
+
+def test_workers_survive_a_file_broken_after_the_check(tiny):
+    source = open_folder(tiny, "train", 64, "skip", workers=1)
+    _truncate(tiny / "images" / "train" / "b.jpg")
+    dataset = DetectionDataset(source, True, SMALL, TargetConfig(), on_bad_sample="skip")
+    loader = DataLoader(dataset, batch_size=1, num_workers=2, collate_fn=collate, worker_init_fn=ignore_interrupts)
+    batches = list(loader)
+    assert [b["name"][0] for b in batches] == ["a.jpg", "c.jpg", "c.jpg"]
+    assert [e["file"] for b in batches for e in b["skipped"]] == ["b.jpg"]
+
+
+def test_open_folder_applies_the_policy(tiny):
+    (tiny / "images" / "train" / "a.jpg").write_bytes(b"")
+    with pytest.raises(DataCheckError, match="a.jpg: empty file"):
+        open_folder(tiny, "train", 64, "error", workers=1)
+    source = open_folder(tiny, "train", 64, "skip", workers=1)
+    assert source.names == ["b.jpg", "c.jpg"] and [p.file for p in source.skipped] == ["a.jpg"]
+    assert "2 images decoded on the fly (no cache), 1 left out by the check" in source.summary()
+    with pytest.raises(AnnotationError, match="no valid annotations"):
+        FolderSource(tiny, "train", names=["b.jpg", "zzz.jpg"])
+
+
+def test_on_bad_sample_is_validated():
+    with pytest.raises(ValueError, match="data.on_bad_sample must be one of"):
+        DataConfig(on_bad_sample="ignore")
+    with pytest.raises(ValueError, match="on_bad_sample must be one of"):
+        DetectionDataset([], True, SMALL, TargetConfig(), on_bad_sample="")

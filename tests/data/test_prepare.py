@@ -3,6 +3,7 @@ import os
 import shutil
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,9 +11,9 @@ import pytest
 from ocrdet.data import prepare as prepare_module
 from ocrdet.data.augment import letterbox
 from ocrdet.data.cache import MANIFEST, MAP_KEYS, TARGETS, CacheError, CacheSource, open_cache
-from ocrdet.data.decode import ImageDecodeError
+from ocrdet.data.check import DataCheckError, check_dataset
 from ocrdet.data.format import AnnotationError
-from ocrdet.data.prepare import CacheConfig, cache_key, find_or_build, prepare_cache
+from ocrdet.data.prepare import CacheConfig, cache_key, estimate_bytes, find_or_build, prepare_cache
 from ocrdet.data.sources import FolderSource
 from ocrdet.data.synth import generate_dataset
 from ocrdet.data.targets import TargetConfig, make_db_targets
@@ -98,21 +99,66 @@ def test_manifest_records_inputs_counts_and_sizes(pristine: Path, tmp_path: Path
 def test_bad_image_is_named_and_nothing_is_left(root: Path, tmp_path: Path) -> None:
     kept = prepare_cache(root, "train", tmp_path / "cache", CacheConfig(long_side=200), workers=1)
     (root / "images" / "train" / "train_00002.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    with pytest.raises(ImageDecodeError, match="train_00002.jpg"):
+    with pytest.raises(DataCheckError, match="train_00002.jpg: corrupt JPEG"):
         prepare_cache(root, "train", tmp_path / "cache", CONFIG, workers=2)
     assert os.listdir(tmp_path / "cache") == [kept.name]
     open_cache(kept)
 
 
-def test_missing_image_or_bad_annotations_are_named(root: Path, tmp_path: Path) -> None:
+def test_every_problem_is_listed_before_anything_is_written(root: Path, tmp_path: Path) -> None:
     (root / "images" / "train" / "train_00001.jpg").unlink()
-    with pytest.raises(ImageDecodeError, match="train_00001.jpg"):
+    (root / "images" / "train" / "train_00002.jpg").write_bytes(b"")
+    with pytest.raises(DataCheckError) as error:
         prepare_cache(root, "train", tmp_path / "cache", CONFIG)
+    message = str(error.value)
+    assert "train_00001.jpg: listed in the annotations but not on disk" in message
+    assert "train_00002.jpg: empty file" in message and "on_bad_sample=skip" in message
+    assert not (tmp_path / "cache").exists()
+
+
+def test_skip_leaves_bad_images_out_and_lists_them(root: Path, tmp_path: Path) -> None:
+    (root / "images" / "train" / "train_00001.jpg").unlink()
+    path = prepare_cache(root, "train", tmp_path / "cache", CONFIG, workers=2, on_bad_sample="skip")
+    source = open_cache(path)
+    assert source.names == ["train_00000.jpg", "train_00002.jpg", "train_00003.jpg"]
+    assert [(p.kind, p.file) for p in source.skipped] == [("missing", "train_00001.jpg")]
+    assert "3 images" in source.summary() and "1 images left out by the data check" in source.summary()
+    folder = FolderSource(root, "train", long_side=CONFIG.long_side, names=source.names)
+    np.testing.assert_array_equal(source.get(1).image, folder.get(1).image)
+    # The same cache under on_bad_sample=error: found, but its skipped images stop the run.
+    with pytest.raises(DataCheckError, match="train_00001.jpg"):
+        prepare_cache(root, "train", tmp_path / "cache", CONFIG, on_bad_sample="error")
+    assert prepare_cache(root, "train", tmp_path / "cache", CONFIG, on_bad_sample="skip") == path
+
+
+def test_nothing_usable_is_an_error_even_with_skip(root: Path, tmp_path: Path) -> None:
+    for image in (root / "images" / "val").iterdir():
+        image.write_bytes(b"junk")
+    with pytest.raises(DataCheckError, match="no usable image in split 'val'"):
+        prepare_cache(root, "val", tmp_path / "cache", CONFIG, on_bad_sample="skip", with_targets=True)
+
+
+def test_size_is_estimated_and_a_full_disk_refused(pristine: Path, tmp_path: Path, monkeypatch) -> None:
+    path = prepare_cache(pristine, "train", tmp_path / "cache", CONFIG, workers=1)
+    sizes = check_dataset(pristine, "train", workers=1).sizes.values()
+    images = (path / "images.u8").stat().st_size
+    assert images <= estimate_bytes(sizes, CONFIG, with_targets=False) <= images * 1.05
+    val = prepare_cache(pristine, "val", tmp_path / "cache", CONFIG, workers=1, with_targets=True)
+    val_sizes = check_dataset(pristine, "val", workers=1).sizes.values()
+    stored = (val / "images.u8").stat().st_size + (val / TARGETS).stat().st_size
+    assert stored - 256 <= estimate_bytes(val_sizes, CONFIG, with_targets=True) <= stored
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: SimpleNamespace(free=1000))
+    with pytest.raises(CacheError, match=r"needs about 0\.\d+ GiB, only 0\.00 GiB are free"):
+        prepare_cache(pristine, "train", tmp_path / "other", CONFIG, workers=1)
+    assert [p.name for p in (tmp_path / "other").iterdir()] == []
+
+
+def test_missing_or_bad_annotation_files_are_named(root: Path, tmp_path: Path) -> None:
     (root / "jsons" / "val.json").write_text("{")
     with pytest.raises(AnnotationError, match="val.json"):
         prepare_cache(root, "val", tmp_path / "cache", CONFIG)
     (root / "jsons" / "val.json").write_text('{"images": {}}')
-    with pytest.raises(ValueError, match="no images"):
+    with pytest.raises(AnnotationError, match="no images"):
         prepare_cache(root, "val", tmp_path / "cache", CONFIG)
 
 

@@ -1,0 +1,235 @@
+"""``ocrdet bench train``: training throughput of the real training path, the same code on a CPU or a GPU.
+
+Synthetic receipts are generated and prepared into the cache, then each precision runs what ``ocrdet train``
+runs: ``DetectionDataModule`` (DataLoader workers, pinned memory on CUDA) feeding ``DBNetModule`` (forward,
+DB loss, AdamW, LR schedule) in a Lightning ``Trainer`` with that precision plugin. After ``warmup`` steps
+(worker start-up, cuDNN autotuning, compilation), ``steps`` optimizer steps are timed:
+
+- steps/s and samples/s over the timed steps;
+- data wait: the time between the end of one step and the start of the next (waiting for the DataLoader
+  and copying the batch to the device) as a fraction of the total.
+
+The rows of one run share the process, the data and the model settings, so their ratio is the speed-up of one
+precision over another on that machine; run it on a CPU and on a GPU to compare the two tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from ocrdet.data.augment import AugmentConfig
+from ocrdet.data.cache import CacheSource
+from ocrdet.data.loader import DataConfig, DetectionDataModule
+from ocrdet.data.prepare import CacheConfig, prepare_cache
+from ocrdet.data.sources import Sample
+from ocrdet.data.synth import generate_dataset
+from ocrdet.model.dbnet import ModelConfig
+from ocrdet.train.module import DBNetModule
+
+SYNTH_SEED = 0
+MAX_IMAGES = 16
+"""Distinct synthetic receipts generated; longer runs cycle over them (each step draws new random warps)."""
+
+
+@dataclass(frozen=True)
+class TrainBenchRow:
+    """One precision's timed steps."""
+
+    device: str
+    precision: str
+    """As the Trainer ran it (Lightning runs ``16-mixed`` as ``bf16-mixed`` on a CPU)."""
+    backbone: str
+    size: int
+    batch_size: int
+    workers: int
+    steps: int
+    seconds: float
+    wait_seconds: float
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.seconds
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.steps * self.batch_size / self.seconds
+
+    @property
+    def data_wait(self) -> float:
+        """Fraction of the time spent waiting for the next batch."""
+        return self.wait_seconds / self.seconds
+
+
+def throughput(starts: Sequence[float], ends: Sequence[float], warmup: int) -> tuple[int, float, float]:
+    """(steps timed, seconds, seconds waiting for data) of the steps after the first ``warmup`` (>= 1).
+
+    ``starts[i]`` / ``ends[i]``: clock readings at the start and the end of training step i. The timed span runs
+    from the end of the last warm-up step to the end of the last step; the wait before step i is
+    ``starts[i] - ends[i - 1]``.
+    """
+    if not 1 <= warmup < len(starts) == len(ends):
+        raise ValueError(f"need 1 <= warmup < steps, got warmup {warmup} of {len(starts)} steps")
+    wait = sum(starts[i] - ends[i - 1] for i in range(warmup, len(starts)))
+    return len(starts) - warmup, ends[-1] - ends[warmup - 1], wait
+
+
+class StepClock(L.Callback):
+    """Reads the clock at the start and the end of every training step (after the device finished its work)."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.starts.append(time.perf_counter())
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        self.ends.append(time.perf_counter())
+
+
+class _Cycle:
+    """``length`` samples of ``source`` repeated in order (the Source protocol: ``names``, ``len``, ``get``)."""
+
+    def __init__(self, source: CacheSource, length: int) -> None:
+        self.source = source
+        self.names = [source.names[i % len(source)] for i in range(length)]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def get(self, index: int) -> Sample:
+        return self.source.get(index % len(self.source))
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Keep Lightning's per-Trainer info lines (GPU available, ...) out of the table's way."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _run(
+    source: _Cycle, model: ModelConfig, data: DataConfig, device: str, precision: str, warmup: int, steps: int
+) -> TrainBenchRow:
+    L.seed_everything(SYNTH_SEED, workers=True, verbose=False)
+    clock = StepClock()
+    with tempfile.TemporaryDirectory(prefix="ocrdet-bench-train-") as tmp:
+        trainer = L.Trainer(
+            accelerator=device,
+            devices=1,
+            precision=precision,
+            max_steps=warmup + steps,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[clock],
+            default_root_dir=tmp,
+        )
+        module = DBNetModule(model, input_size=data.augment.size, eval_workers=0)
+        trainer.fit(module, datamodule=DetectionDataModule(data, {data.train_split: source}))
+    timed, seconds, wait = throughput(clock.starts, clock.ends, warmup)
+    return TrainBenchRow(
+        device=trainer.strategy.root_device.type,
+        precision=str(trainer.precision),
+        backbone=model.backbone,
+        size=data.augment.size,
+        batch_size=data.batch_size,
+        workers=data.num_workers,
+        steps=timed,
+        seconds=seconds,
+        wait_seconds=wait,
+    )
+
+
+def bench_train(
+    device: str = "auto",
+    steps: int = 20,
+    batch_size: int = 8,
+    size: int = 640,
+    backbone: str = ModelConfig.backbone,
+    precisions: Sequence[str] = ("32-true", "bf16-mixed"),
+    workers: int = DataConfig.num_workers,
+    warmup: int = 3,
+) -> list[TrainBenchRow]:
+    """Time ``steps`` training steps (after ``warmup`` more) per precision on synthetic receipts.
+
+    device: ``cpu``, ``cuda`` or ``auto`` (CUDA when there is one); size: side of the square training crops;
+    workers: DataLoader worker processes. Returns one row per precision, in order.
+    """
+    length = (warmup + steps) * batch_size
+    with tempfile.TemporaryDirectory(prefix="ocrdet-bench-train-") as tmp, _quiet_lightning():
+        root = Path(tmp) / "synth"
+        generate_dataset(root, n_train=min(length, MAX_IMAGES), n_val=0, seed=SYNTH_SEED)
+        source = _Cycle(CacheSource(prepare_cache(root, "train", Path(tmp) / "cache", CacheConfig())), length)
+        data = DataConfig(root=str(root), batch_size=batch_size, num_workers=workers, augment=AugmentConfig(size=size))
+        model = ModelConfig(backbone=backbone)
+        return [_run(source, model, data, device, precision, warmup, steps) for precision in precisions]
+
+
+def describe_device(device: str) -> str:
+    """The processor behind ``cpu`` or ``cuda`` rows, for the table's heading."""
+    if device == "cuda":
+        return f"cuda ({torch.cuda.get_device_name()})"
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), name)
+    threads = torch.get_num_threads()
+    return f"cpu ({name}, {threads} thread{'s' if threads > 1 else ''})"
+
+
+def _align(cells: Sequence[str], widths: list[int]) -> list[str]:
+    """Text columns (the first three) to the left, numbers to the right."""
+    return [cell.ljust(w) if k < 3 else cell.rjust(w) for k, (cell, w) in enumerate(zip(cells, widths, strict=True))]
+
+
+def format_table(rows: list[TrainBenchRow]) -> str:
+    """The rows as a fixed-width table; ``vs first`` = steps/s relative to the first row."""
+    header = ("device", "precision", "backbone", "size", "batch", "workers", "steps", "steps/s", "samples/s",
+              "data wait", "vs first")  # fmt: skip
+    lines = [header] + [
+        (
+            r.device,
+            r.precision,
+            r.backbone,
+            str(r.size),
+            str(r.batch_size),
+            str(r.workers),
+            str(r.steps),
+            f"{r.steps_per_s:.3g}",
+            f"{r.samples_per_s:.3g}",
+            f"{100 * r.data_wait:.1f}%",
+            f"{r.steps_per_s / rows[0].steps_per_s:.2f}x",
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
+    text = ["  ".join(_align(line, widths)) for line in lines]
+    text.insert(1, "-" * len(text[0]))
+    devices = ", ".join(describe_device(d) for d in dict.fromkeys(r.device for r in rows))
+    return "\n".join([f"{devices}; torch {torch.__version__}", *text])

@@ -1,0 +1,280 @@
+"""Streaming from WebDataset shards: split by DDP rank and DataLoader worker, equal epochs, shuffling buffers.
+
+Training: rank r reads shards r, r + world, ... (never another rank's), its DataLoader workers share them
+out after a per-epoch shuffle of the shard order, and each worker yields a planned number of full batches so
+that every rank has the same number of batches per epoch (DDP would otherwise hang at the end of an epoch):
+``batches_per_rank`` = min over ranks of (rank samples // batch) - (workers - 1). The few samples above that
+are left out of the epoch, different ones each epoch. Within a worker a ``webdataset.shuffle`` buffer mixes
+samples across its shards.
+
+Validation: every sample is read by the ranks x workers "slots" in turn (ordinal % slots); a slot with one
+sample less repeats the first sample, so that all ranks have the same number of batches. The validation
+metric counts each image once by name (``DBNetModule``), so the repeat does not count twice.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from ocrdet.data.loader import DataConfig, DetectionDataset, collate
+from ocrdet.data.shards import INDEX, EncodedSample, ShardError, decode_sample, read_index, read_shard, shard_name
+from ocrdet.data.sources import Sample
+
+ItemFn = Callable[[EncodedSample, int], dict[str, Any]]
+"""(encoded sample, index for its random draws) -> one item of a batch."""
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """Shard URLs (local paths or ``pipe:`` commands) with their sample counts from the shard index."""
+
+    urls: list[str]
+    counts: list[int]
+
+    @property
+    def samples(self) -> int:
+        return sum(self.counts)
+
+
+def open_shards(pattern: str, index_url: str = "") -> ShardSet:
+    """Expand a brace pattern (``shards/train-{000000..000009}.tar``) and look up each shard's count in the
+    index (default: ``index.json`` beside the first shard, which must then be a local path)."""
+    urls = wds.shardlists.expand_urls(pattern)
+    if not urls:
+        raise ShardError(f"{pattern!r}: no shard URLs")
+    if not index_url:
+        if "://" in urls[0] or urls[0].startswith("pipe:"):
+            raise ShardError(f"{urls[0]}: give the shard index URL (data.shard_index) for remote shards")
+        index_url = str(Path(urls[0]).parent / INDEX)
+    index = read_index(index_url)
+    missing = [url for url in urls if shard_name(url) not in index]
+    if missing:
+        raise ShardError(f"{index_url}: does not list {len(missing)} shard(s) of {pattern!r}, e.g. {missing[0]}")
+    return ShardSet(urls, [index[shard_name(url)] for url in urls])
+
+
+def batches_per_rank(counts: list[int], world_size: int, workers: int, batch_size: int) -> int:
+    """Training batches every rank yields per epoch (see the module docstring); ``ShardError`` when < 1."""
+    if len(counts) < world_size:
+        raise ShardError(f"{len(counts)} shards for {world_size} ranks: write at least one shard per rank")
+    per_rank = [sum(counts[r::world_size]) for r in range(world_size)]
+    n = min(per_rank) // batch_size - (max(workers, 1) - 1)
+    if n < 1:
+        raise ShardError(
+            f"ranks get {min(per_rank)} samples at least, too few for {max(workers, 1)} workers x batches of "
+            f"{batch_size}; use fewer workers, a smaller batch or more data"
+        )
+    return n
+
+
+def allocate(total: int, capacity: list[int]) -> list[int]:
+    """Split ``total`` into parts no larger than ``capacity`` (sum >= total), about proportional to it."""
+    whole = sum(capacity)
+    parts = [total * c // whole if whole else 0 for c in capacity]
+    for i in range(len(parts)):
+        extra = min(capacity[i] - parts[i], total - sum(parts))
+        parts[i] += extra
+    return parts
+
+
+def train_plan(
+    counts: list[int], epoch: int, seed: int, rank: int, world_size: int, worker: int, workers: int, batch_size: int
+) -> list[tuple[int, int]]:
+    """(shard index, samples to read from its start) for one worker of one rank in one epoch; the samples add
+    up to ``batch_size`` times that worker's share of ``batches_per_rank``."""
+    n_batches = batches_per_rank(counts, world_size, workers, batch_size)
+    mine = np.arange(rank, len(counts), world_size)
+    mine = mine[np.random.default_rng([seed, epoch, rank]).permutation(len(mine))]
+    groups = [mine[w :: max(workers, 1)] for w in range(max(workers, 1))]
+    shares = allocate(n_batches, [sum(counts[i] for i in g) // batch_size for g in groups])
+    plan, left = [], shares[worker] * batch_size
+    for i in groups[worker]:
+        if left == 0:
+            break
+        plan.append((int(i), min(counts[i], left)))
+        left -= plan[-1][1]
+    return plan
+
+
+def val_slots(n: int, slot: int, slots: int) -> tuple[list[int], int]:
+    """Ordinals read by ``slot`` of ``slots`` and how many copies of ordinal 0 pad it to ceil(n / slots)."""
+    own = list(range(slot, n, slots))
+    return own, math.ceil(n / slots) - len(own)
+
+
+class NativeItems:
+    """Items as the map-style loader makes them: decode here (libjpeg-turbo), then ``DetectionDataset``'s
+    per-sample transform (random warp + targets, or letterbox for validation). A sample that fails raises
+    an error naming its shard, key and file (skipping it would make the ranks' epochs unequal)."""
+
+    def __init__(self, train: bool, config: DataConfig) -> None:
+        self.long_side = config.cache_long_side
+        self._current = _CurrentSample()
+        self._dataset = DetectionDataset(self._current, train, config.augment, config.targets, config.eval_size)
+
+    def __call__(self, encoded: EncodedSample, index: int) -> dict[str, Any]:
+        self._current.sample = decode_sample(encoded, self.long_side)
+        # Until loader.py offers its per-sample transform as a function (the index only seeds the random draws).
+        item = self._dataset._item(index)
+        item["skipped"] = []
+        return item
+
+
+class _CurrentSample:
+    """A one-sample Source: lets ``DetectionDataset``'s per-sample transform serve a stream."""
+
+    sample: Sample
+
+    def get(self, index: int) -> Sample:
+        return self.sample
+
+
+class ShardStream(IterableDataset):
+    """Batches from shards for one rank (``rank`` of ``world_size``, fixed when the loader is made); each of
+    ``workers`` DataLoader workers (0: the main process) reads its share. Use with ``batch_size=None``."""
+
+    def __init__(
+        self,
+        shards: ShardSet,
+        train: bool,
+        items: ItemFn,
+        batch_size: int,
+        workers: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle_buffer: int = 1000,
+        seed: int = 0,
+        collate_fn: Callable[[list[dict[str, Any]]], dict[str, Any]] = collate,
+    ) -> None:
+        self.shards, self.train, self.items, self.batch_size = shards, train, items, batch_size
+        self.workers, self.rank, self.world_size = max(workers, 1), rank, world_size
+        self.shuffle_buffer, self.seed, self.collate_fn = shuffle_buffer, seed, collate_fn
+        self.epoch = -1
+        """Counts the epochs of this process's copy (DataLoader workers must be persistent)."""
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank."""
+        if self.train:
+            return batches_per_rank(self.shards.counts, self.world_size, self.workers, self.batch_size)
+        own = math.ceil(self.shards.samples / (self.world_size * self.workers))
+        return self.workers * math.ceil(own / self.batch_size)
+
+    def _worker(self) -> int:
+        info = get_worker_info()
+        found = 1 if info is None else info.num_workers
+        if found != self.workers:
+            raise RuntimeError(f"ShardStream made for {self.workers} DataLoader worker(s) runs in {found}")
+        return 0 if info is None else info.id
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self.epoch += 1
+        worker = self._worker()
+        samples = self._train_samples(worker) if self.train else self._val_samples(worker)
+        return wds.batched(self.batch_size, self.collate_fn, partial=True)(samples)
+
+    def _train_samples(self, worker: int) -> Iterator[dict[str, Any]]:
+        plan = train_plan(
+            self.shards.counts, self.epoch, self.seed, self.rank, self.world_size, worker, self.workers, self.batch_size
+        )
+        rng = random.Random(f"{self.seed}-{self.epoch}-{self.rank}-{worker}")
+        shuffle = wds.shuffle(self.shuffle_buffer, min(100, self.shuffle_buffer), rng=rng)
+        for encoded in shuffle(self._read(plan)):
+            yield self.items(encoded, self.epoch << 40 | _ordinal(encoded.key))
+
+    def _read(self, plan: list[tuple[int, int]]) -> Iterator[EncodedSample]:
+        for i, take in plan:
+            url, got = self.shards.urls[i], 0
+            for encoded in islice(read_shard(url), take):
+                got += 1
+                yield encoded
+            if got < take:
+                raise ShardError(f"{url}: {got} samples, the index says {self.shards.counts[i]} (stale index?)")
+
+    def _val_samples(self, worker: int) -> Iterator[dict[str, Any]]:
+        slots = self.world_size * self.workers
+        own, pad = val_slots(self.shards.samples, self.rank * self.workers + worker, slots)
+        wanted, first = set(own), None
+        stream = (e for url in self.shards.urls for e in read_shard(url))
+        for ordinal, encoded in enumerate(stream):
+            if ordinal == 0:
+                first = encoded
+            if ordinal in wanted:
+                yield self.items(encoded, ordinal)
+        for _ in range(pad):
+            yield self.items(first, 0)
+
+
+def _as_is(batch: dict[str, Any]) -> dict[str, Any]:
+    """The DataLoader's per-batch function for ready batches (its default would turn NumPy arrays into tensors)."""
+    return batch
+
+
+def _ordinal(key: str) -> int:
+    """A sample key as a number for random draws (keys written by ``ocrdet shard`` are ordinals)."""
+    return int(key) if key.isdigit() else zlib.crc32(key.encode())
+
+
+class ShardDataModule(L.LightningDataModule):
+    """Training and validation streamed from shards; ``items`` makes one item (native decode or DALI
+    geometry), ``wrap`` finishes a loader's batches (DALI images) or is None."""
+
+    def __init__(
+        self,
+        config: DataConfig,
+        train: ShardSet,
+        val: ShardSet,
+        shuffle_buffer: int = 1000,
+        seed: int = 0,
+        items: Callable[[bool, DataConfig], ItemFn] = NativeItems,
+        collate_fn: Callable[[list[dict[str, Any]]], dict[str, Any]] = collate,
+        wrap: Callable[[DataLoader, bool], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config, self.shards = config, {True: train, False: val}
+        self.shuffle_buffer, self.seed = shuffle_buffer, seed
+        self.items, self.collate_fn, self.wrap = items, collate_fn, wrap
+
+    def _loader(self, train: bool) -> Any:
+        c = self.config
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        stream = ShardStream(
+            self.shards[train],
+            train,
+            self.items(train, c),
+            c.batch_size if train else max(1, c.batch_size // 2),
+            c.num_workers,
+            rank,
+            world,
+            self.shuffle_buffer,
+            self.seed,
+            self.collate_fn,
+        )
+        loader = DataLoader(
+            stream,
+            batch_size=None,
+            collate_fn=_as_is,
+            num_workers=c.num_workers,
+            persistent_workers=c.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+        return loader if self.wrap is None else self.wrap(loader, train)
+
+    def train_dataloader(self) -> Any:
+        return self._loader(train=True)
+
+    def val_dataloader(self) -> Any:
+        return self._loader(train=False)

@@ -1,0 +1,307 @@
+"""WebDataset shards: writing them (``ocrdet shard``) and reading their members safely.
+
+A shard is a plain tar of samples; sample ``<key>`` is two members, written by ``webdataset.ShardWriter``:
+
+- ``<key>.jpg`` (or ``.png``, ...): the image, upright. The file's own bytes when its EXIF orientation is
+  1 (or absent); otherwise the decoded, turned image re-encoded (JPEG at ``JPEG_QUALITY``, else PNG);
+- ``<key>.json``: ``{"name", "polygons", "ignore", "matrix"}``: the file name relative to ``images/<split>/``,
+  the word polygons in the stored image's pixel frame, their don't-care flags, and the 3x3 matrix from the
+  annotation file's frame (the original file's stored pixels) to the stored image's, so that predictions map
+  back.
+
+``index.json`` beside the shards lists every split's shard names with their sample counts; streaming needs
+the counts to give every DDP rank an epoch of the same length. Reading never extracts to disk and refuses
+what a shard written here cannot hold: unsafe member names, links or devices, members over a size cap,
+truncated or corrupt archives (``ShardError`` names the shard, the member and the problem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import numpy as np
+import simplejpeg
+import webdataset as wds
+from PIL import Image
+
+from ocrdet.data.decode import ImageDecodeError, decode_bytes, read_orientation
+from ocrdet.data.format import load_annotations, split_paths
+from ocrdet.data.orientation import transform_points
+from ocrdet.data.sources import Sample, resize_long_side
+
+INDEX = "index.json"
+SHARD_PATTERN = "{split}-%06d.tar"
+JPEG_QUALITY = 95
+IMAGE_EXTENSIONS = ("jpg", "png", "bmp", "tif", "tiff", "webp")
+MAX_IMAGE_BYTES = 256 << 20
+"""Largest image member read from a shard."""
+MAX_JSON_BYTES = 16 << 20
+"""Largest annotation member read from a shard."""
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+class ShardError(ValueError):
+    """A shard that cannot be read or written; the message names the shard (and member) and the problem."""
+
+
+def parse_size(text: str) -> int:
+    """'500MB' -> 500_000_000; units B, KB, MB, GB, TB (powers of 1000) and KiB, MiB, GiB (powers of 1024)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).upper() if match else ""
+    if not match or unit not in _UNITS:
+        raise ValueError(f"shard size {text!r}: expected a number with a unit, e.g. 500MB or 1GB")
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"shard size {text!r} must be positive")
+    return size
+
+
+@dataclass(frozen=True)
+class EncodedSample:
+    """One sample as a shard holds it: encoded image bytes and polygons, not yet decoded."""
+
+    data: bytes
+    """The encoded image (upright: its EXIF orientation, if any, is 1)."""
+    polygons: list[np.ndarray]
+    """float32 (N_i, 2) points in ``data``'s stored pixel frame."""
+    ignore: np.ndarray
+    """bool (len(polygons),) don't-care flags."""
+    name: str
+    """File name relative to ``images/<split>/``."""
+    matrix: np.ndarray
+    """float64 (3, 3): annotation-file points -> ``data``'s stored pixel frame."""
+    key: str
+    """The sample's key in its shard."""
+
+
+def _upright_bytes(data: bytes, suffix: str) -> tuple[bytes, str, np.ndarray]:
+    """(upright encoded image, its extension, 3x3 stored -> upright matrix); validates the image by decoding it."""
+    orientation = read_orientation(data)
+    if orientation == 1:
+        decode_bytes(data, min_long_side=1)  # the DCT-scaled (1/8) decode still reads every coefficient
+        ext = "jpg" if suffix in ("jpg", "jpeg") else suffix
+        if ext not in IMAGE_EXTENSIONS:
+            raise ImageDecodeError(f"unsupported image type .{suffix} (supported: {', '.join(IMAGE_EXTENSIONS)})")
+        return data, ext, np.eye(3)
+    decoded = decode_bytes(data)
+    if data[:2] == b"\xff\xd8":
+        return simplejpeg.encode_jpeg(decoded.image, quality=JPEG_QUALITY, colorspace="RGB"), "jpg", decoded.matrix
+    buffer = io.BytesIO()
+    Image.fromarray(decoded.image).save(buffer, format="PNG")
+    return buffer.getvalue(), "png", decoded.matrix
+
+
+def _encode_one(task: tuple[Path, str, list[np.ndarray], np.ndarray]) -> dict[str, bytes]:
+    """One sample's members, minus the key: image bytes and annotation JSON (upright frame)."""
+    path, name, polygons, ignore = task
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        image, ext, matrix = _upright_bytes(data, path.suffix.lower().lstrip("."))
+    except ImageDecodeError as exc:
+        raise ImageDecodeError(f"{path}: {exc}") from None
+    meta = {
+        "name": name,
+        "polygons": [transform_points(matrix, p).round(3).tolist() for p in polygons],
+        "ignore": np.asarray(ignore, dtype=bool).tolist(),
+        "matrix": matrix.tolist(),
+    }
+    return {ext: image, "json": json.dumps(meta).encode()}
+
+
+def _tasks(root: Path, split: str) -> list[tuple[Path, str, list[np.ndarray], np.ndarray]]:
+    image_dir, json_path = split_paths(root, split)
+    images = load_annotations(json_path).images
+    return [(image_dir / name, name, *annotation.polygons()) for name, annotation in images.items()]
+
+
+def write_shards(
+    root: str | Path, split: str, out: str | Path, shard_size: int, workers: int | None = None
+) -> dict[str, int]:
+    """Write split ``split`` of data set ``root`` as ``out/<split>-NNNNNN.tar`` shards of about ``shard_size``
+    bytes each, in annotation order, and record them in ``out/index.json``; returns {shard name: samples}.
+
+    Images are checked (decoded) and put upright on ``workers`` processes (default: all cores). Shards are
+    written into a temporary folder and moved into place when all are done; the index is replaced last
+    (atomically), then shards of ``split`` it no longer lists are removed.
+    """
+    root, out = Path(root), Path(out)
+    tasks = _tasks(root, split)
+    if not tasks:
+        raise ShardError(f"{split_paths(root, split)[1]}: no images to shard")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{split}-", dir=out))
+    try:
+        counts = _write_tmp(tmp, split, tasks, shard_size, workers or os.cpu_count() or 1)
+        for name in counts:
+            (tmp / name).replace(out / name)
+        _update_index(out, split, counts)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for stale in out.glob(f"{split}-*.tar"):
+        if re.fullmatch(rf"{re.escape(split)}-\d{{6}}\.tar", stale.name) and stale.name not in counts:
+            stale.unlink()
+    return counts
+
+
+def _write_tmp(tmp: Path, split: str, tasks: list[Any], shard_size: int, workers: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    pattern = str(tmp / SHARD_PATTERN.format(split=split))
+    with _ordered_map(workers) as mapper, wds.ShardWriter(pattern, maxsize=shard_size, verbose=0) as writer:
+        for i, members in enumerate(mapper(_encode_one, tasks)):
+            writer.write({"__key__": f"{i:09d}", **members})
+            name = Path(writer.fname).name
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+@contextlib.contextmanager
+def _ordered_map(workers: int) -> Iterator[Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]]:
+    """``map`` on one worker, else the ordered ``imap`` of a process pool (forked where available: workers run
+    only file reading, libjpeg and NumPy code)."""
+    if workers <= 1:
+        yield map
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(workers) as pool:
+        yield functools.partial(pool.imap, chunksize=4)
+
+
+def _update_index(out: Path, split: str, counts: dict[str, int]) -> None:
+    """Set ``split``'s entry of ``out/index.json`` (temp file + rename)."""
+    path = out / INDEX
+    index = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"version": 1, "splits": {}}
+    index["splits"][split] = {"samples": sum(counts.values()), "shards": counts}
+    tmp = path.with_name(f".{INDEX}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(index, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def shard_name(url: str) -> str:
+    """The shard's file name in a path or URL: ``train-000003.tar`` of ``pipe:aws s3 cp s3://b/train-000003.tar -``."""
+    names = re.findall(r"[^/\s'\"]+\.tar\b", url)
+    if not names:
+        raise ShardError(f"{url}: no shard file name (*.tar) in this URL")
+    return names[-1]
+
+
+def read_index(url: str) -> dict[str, int]:
+    """{shard name: samples} over all splits of an ``index.json`` (a path or any ``webdataset.gopen`` URL)."""
+    try:
+        with wds.gopen(url, "rb") as stream:
+            index = json.loads(stream.read())
+        return {name: int(n) for split in index["splits"].values() for name, n in split["shards"].items()}
+    except FileNotFoundError:
+        raise ShardError(f"{url}: shard index not found (written by `ocrdet shard` beside the shards)") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ShardError(f"{url}: not a shard index: {exc!r}") from None
+
+
+def _check_member(url: str, member: tarfile.TarInfo) -> int:
+    """The size cap of a regular file member with a safe name; ``ShardError`` otherwise."""
+    name = member.name
+    path = PurePosixPath(name)
+    if not name or "\\" in name or "\0" in name or path.is_absolute() or ".." in path.parts:
+        raise ShardError(f"{url}: member {name!r}: unsafe name (absolute, '..' or backslash)")
+    if not member.isreg():
+        raise ShardError(f"{url}: member {name!r} is a link or device, not a regular file")
+    cap = MAX_JSON_BYTES if name.endswith(".json") else MAX_IMAGE_BYTES
+    if member.size > cap:
+        raise ShardError(f"{url}: member {name!r} has {member.size} bytes, over the limit of {cap}")
+    return cap
+
+
+def iter_members(stream: IO[bytes], url: str) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of every file in a tar stream, read one member at a time; directories are skipped."""
+    last = None
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+            for member in tar:
+                if member.isdir():
+                    continue
+                _check_member(url, member)
+                data = tar.extractfile(member).read()
+                if len(data) != member.size:
+                    raise ShardError(f"{url}: member {member.name!r} is truncated")
+                last = member.name
+                yield member.name, data
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        after = f" after member {last!r}" if last else ""
+        raise ShardError(f"{url}: corrupt or truncated tar{after}: {exc}") from None
+
+
+def iter_raw_samples(members: Iterable[tuple[str, bytes]], url: str) -> Iterator[dict[str, bytes]]:
+    """Group consecutive members by key (the name up to the first dot of its base name), as webdataset does."""
+    current: dict[str, Any] | None = None
+    for name, data in members:
+        key, ext = wds.tariterators.base_plus_ext(name)
+        if key is None:
+            raise ShardError(f"{url}: member {name!r} has no extension")
+        if current is not None and current["__key__"] != key:
+            yield current
+            current = None
+        current = current or {"__key__": key}
+        if ext.lower() in current:
+            raise ShardError(f"{url}: sample {key!r} has two .{ext} members")
+        current[ext.lower()] = data
+    if current is not None:
+        yield current
+
+
+def parse_sample(raw: dict[str, bytes], url: str) -> EncodedSample:
+    """A grouped sample (``iter_raw_samples``) -> EncodedSample; ``ShardError`` names what is missing or invalid."""
+    key = raw["__key__"]
+    images = [ext for ext in IMAGE_EXTENSIONS if ext in raw]
+    if "json" not in raw or len(images) != 1:
+        found = sorted(k for k in raw if k != "__key__")
+        raise ShardError(f"{url}: sample {key!r} needs one image and one .json member, has {found}")
+    try:
+        meta = json.loads(raw["json"])
+        polygons = [np.asarray(p, dtype=np.float32).reshape(-1, 2) for p in meta["polygons"]]
+        ignore = np.asarray(meta["ignore"], dtype=bool).reshape(-1)
+        matrix = np.asarray(meta["matrix"], dtype=np.float64).reshape(3, 3)
+        name = str(meta["name"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ShardError(f"{url}: sample {key!r}: invalid annotation JSON: {exc!r}") from None
+    if len(ignore) != len(polygons) or any(len(p) < 3 for p in polygons):
+        raise ShardError(f"{url}: sample {key!r}: polygons need 3+ points and one ignore flag each")
+    return EncodedSample(raw[images[0]], polygons, ignore, name, matrix, key)
+
+
+def read_shard(url: str) -> Iterator[EncodedSample]:
+    """The samples of one shard (a path or ``pipe:`` / ``http(s):`` URL), in order."""
+    stream = wds.gopen(url, "rb")
+    try:
+        for raw in iter_raw_samples(iter_members(stream, url), url):
+            yield parse_sample(raw, url)
+    finally:
+        stream.close()
+
+
+def decode_sample(encoded: EncodedSample, long_side: int | None, url: str = "") -> Sample:
+    """Decode upright, shrink to ``long_side`` (None: full size) and move the polygons, as ``load_sample`` does."""
+    try:
+        decoded = decode_bytes(encoded.data, min_long_side=long_side)
+    except ImageDecodeError as exc:
+        raise ImageDecodeError(f"{url}: sample {encoded.key!r} ({encoded.name}): {exc}") from None
+    image, resize = (decoded.image, np.eye(3)) if long_side is None else resize_long_side(decoded.image, long_side)
+    to_image = resize @ decoded.matrix
+    polygons = [transform_points(to_image, p).astype(np.float32) for p in encoded.polygons]
+    return Sample(np.ascontiguousarray(image), polygons, encoded.ignore, encoded.name, to_image @ encoded.matrix)
