@@ -51,8 +51,15 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from ocrdet.infer import Detector
 
     overrides = {k: v for k, v in (("box_thresh", args.box_thresh), ("unclip_ratio", args.unclip_ratio)) if v}
-    detector = Detector.from_checkpoint(args.checkpoint, device=args.device, **overrides)
-    paths = _image_paths(args.images)
+    given = [args.checkpoint] if args.checkpoint else []
+    if args.onnx:  # no checkpoint then: every positional is an image
+        detector = Detector.from_onnx(args.onnx, device=args.device, **overrides)
+        paths = _image_paths([*given, *args.images])
+    elif given:
+        detector = Detector.from_checkpoint(args.checkpoint, device=args.device, **overrides)
+        paths = _image_paths(args.images)
+    else:
+        raise SystemExit("ocrdet predict: give a checkpoint before the images, or --onnx MODEL.onnx")
     predictions = detector.detect_files(
         paths, Path(args.overlay) if args.overlay else None, Path(args.save_maps) if args.save_maps else None
     )
@@ -61,6 +68,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
     print(
         f"{n} polygons in {len(paths)} images -> {args.out}" + (f"; overlays in {args.overlay}" if args.overlay else "")
     )
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from ocrdet.infer import load_checkpoint
+    from ocrdet.model.export import export_checked, format_check
+
+    model, postprocess, size = load_checkpoint(args.checkpoint)
+    print(format_check(export_checked(model, postprocess, size, args.onnx)))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -102,6 +117,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
         root = Path(args.data) if args.data else None
         rows = bench_data(root, args.split, args.n, args.size, args.batch_size, Path(args.plot) if args.plot else None)
         print(format_table(rows))
+    elif args.what == "train":
+        from ocrdet.bench.train_bench import bench_train
+        from ocrdet.bench.train_bench import format_table as format_train_table
+
+        given = {"device": args.device, "steps": args.steps, "backbone": args.backbone, "workers": args.workers}
+        given["precisions"] = args.precision
+        chosen = {k: v for k, v in given.items() if v is not None}
+        rows = bench_train(batch_size=args.batch_size, size=args.size, **chosen)
+        print(format_train_table(rows))
     elif args.what == "eval":
         from ocrdet.bench.eval_bench import bench_eval, format_bench
 
@@ -176,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("predict", help="detect text in images; writes CSV or JSON (by suffix) and overlays")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="?", help="a training checkpoint (.ckpt); left out with --onnx")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help="preds.csv or preds.json")
     p.add_argument("--overlay", help="folder for PNG overlays")
@@ -184,7 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box-thresh", type=float)
     p.add_argument("--unclip-ratio", type=float)
     p.add_argument("--save-maps", help="also write the probability maps (.npz) for `evaluate --sweep`")
+    p.add_argument("--onnx", help="run this `ocrdet export` file with onnxruntime instead of a checkpoint")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (onnxruntime), checked against PyTorch")
+    p.add_argument("checkpoint")
+    p.add_argument("--onnx", required=True, help="the .onnx file to write")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="precision / recall / H-mean of predictions against ground truth")
     p.add_argument("gt", help="ground-truth JSON")
@@ -195,13 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="speed, reference vs ours in one run: data pipeline or evaluation")
-    p.add_argument("what", choices=["data", "eval"])
+    p.add_argument("what", choices=["data", "eval", "train"])
     p.add_argument("--data", help="data: a data set ROOT (default: synthetic receipts); eval: a GT JSON")
     p.add_argument("--split", default="train")
     p.add_argument("--n", type=int, default=64, help="samples")
     p.add_argument("--size", type=int, default=640)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--plot", help="PNG chart of the table")
+    p.add_argument("--device", help="train: cpu, cuda or auto (default: auto)")
+    p.add_argument("--steps", type=int, help="train: timed training steps (default 20, after 3 warm-up steps)")
+    p.add_argument("--backbone", help="train: timm backbone (default: the model's, resnet18)")
+    p.add_argument("--precision", nargs="+", help="train: one row each (default: 32-true bf16-mixed)")
+    p.add_argument("--workers", type=int, help="train: DataLoader workers (default: data.num_workers)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("profile", help="per-transform timing table of the training transforms")

@@ -11,6 +11,9 @@ class TimmBackbone(nn.Module):
     """Any timm model that supports ``features_only``; returns four maps at strides 4-32.
 
     ``pretrained`` downloads weights, so it is off by default (nothing can be fetched offline).
+    ``grad_checkpointing`` (timm ``set_grad_checkpointing``): the inner stages keep no activations and run again
+    in the backward pass: same gradients, less memory, one more forward pass of those stages. Their BatchNorm
+    running statistics are then updated twice per step, which only makes those averages move faster.
     """
 
     def __init__(self, name: str = "resnet18", pretrained: bool = False, grad_checkpointing: bool = False) -> None:

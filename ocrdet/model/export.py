@@ -59,15 +59,17 @@ def export_onnx(model: DBNet, path: str | Path, postprocess: PostprocessConfig, 
     return path
 
 
-def _providers(device: str) -> list[str]:
+def _providers(device: str) -> list[str | tuple[str, dict[str, int]]]:
+    """onnxruntime execution providers for a torch-style device string (``cpu``, ``cuda``, ``cuda:1``)."""
     import onnxruntime as ort
 
-    if device == "cpu":
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
         return ["CPUExecutionProvider"]
-    if device.split(":")[0] == "cuda":
+    if kind == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise OnnxModelError(f"device {device}: this onnxruntime has no CUDA support (install onnxruntime-gpu)")
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
     raise OnnxModelError(f"device {device}: onnxruntime runs on 'cpu' or 'cuda'")
 
 

@@ -24,7 +24,8 @@ def balanced_bce(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, negat
     negative = (1 - gt) * mask
     n_pos = int(positive.sum().item())
     n_neg = min(int(negative.sum().item()), int(n_pos * negative_ratio))
-    loss = F.binary_cross_entropy(pred.float().clamp(1e-6, 1 - 1e-6), gt.float(), reduction="none")
+    with torch.autocast(device_type=pred.device.type, enabled=False):  # CUDA autocast refuses BCE on any dtype
+        loss = F.binary_cross_entropy(pred.float().clamp(1e-6, 1 - 1e-6), gt.float(), reduction="none")
     pos_loss = (loss * positive).sum()
     neg_loss = torch.topk((loss * negative).reshape(-1), n_neg).values.sum() if n_neg else loss.new_zeros(())
     return (pos_loss + neg_loss) / (n_pos + n_neg + 1e-6)

@@ -143,6 +143,8 @@ def test_bad_files_are_named(tmp_path):
 
 
 def test_bad_inputs_are_refused(exported):
+    with pytest.raises(OnnxModelError, match="device mps: onnxruntime runs on 'cpu' or 'cuda'"):
+        OnnxDBNet(exported[1], device="mps")
     model = OnnxDBNet(exported[1])
     with pytest.raises(ValueError, match="expected uint8"):
         model(np.zeros((1, 64, 64, 3), np.float32))

@@ -138,19 +138,27 @@ def test_bf16_mixed_trains_with_finite_loss_and_fp32_maps():
     assert torch.equal(out["binary"], step_function(out["prob"], out["thresh"], SMALL.k))
 
 
-def test_grad_checkpointing_recomputes_and_gives_the_same_gradients():
+def test_grad_checkpointing_saves_memory_recomputes_and_gives_the_same_gradients():
     images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
-    grads, calls = [], []
+    grads, calls, saved_bytes = [], [], []
     for checkpointing in (False, True):
         torch.manual_seed(0)
         model = DBNet(ModelConfig(inner_channels=16, neck_channels=16, grad_checkpointing=checkpointing)).train()
-        count = [0]
-        model.backbone.body.layer2.register_forward_pre_hook(lambda *_, count=count: count.__setitem__(0, count[0] + 1))
-        out = model(images)
+        count, saved = [0], []
+        model.backbone.body.layer2.register_forward_pre_hook(lambda *_, n=count: n.__setitem__(0, n[0] + 1))
+
+        def pack(tensor: torch.Tensor, saved: list[int] = saved) -> torch.Tensor:
+            saved.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            out = model(images)
         sum(v.mean() for v in out.values()).backward()
         grads.append({name: p.grad for name, p in model.named_parameters()})
         calls.append(count[0])
-    assert calls == [1, 2]  # with checkpointing, layer2 runs again in the backward pass
+        saved_bytes.append(sum(saved))
+    assert calls == [1, 2]  # with checkpointing, layer2 runs again in the backward pass ...
+    assert saved_bytes[1] < 0.8 * saved_bytes[0]  # ... because its activations were not kept for it
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
 
