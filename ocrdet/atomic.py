@@ -16,8 +16,8 @@ TMP_MARK = ".tmp-"
 """Temporary files are named ``<name>.tmp-<pid>-<random>`` next to their target."""
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside folder ``path`` durable."""
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder (which makes renames inside it durable), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -41,7 +41,7 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

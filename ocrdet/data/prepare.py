@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from ocrdet.atomic import fsync_path
 from ocrdet.data.augment import letterbox
 from ocrdet.data.cache import (
     CACHE_VERSION,
@@ -142,14 +143,6 @@ def _prepare_one(
     return _Prepared(np.ascontiguousarray(image), points, counts, sample.ignore, matrix, maps)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_cache(tmp: Path, results: Iterable[_Prepared], count: int, config: CacheConfig, with_targets: bool) -> None:
     """Write every file but the manifest into ``tmp``, in order of ``results``."""
     index = np.zeros(count, dtype=INDEX_DTYPE)
@@ -185,7 +178,7 @@ def _write_cache(tmp: Path, results: Iterable[_Prepared], count: int, config: Ca
     np.save(tmp / WORDS, word_table)
     np.save(tmp / POINTS, np.concatenate(points).reshape(-1, 2))
     for name in (INDEX, WORDS, POINTS) + ((TARGETS,) if with_targets else ()):
-        _fsync(tmp / name)
+        fsync_path(tmp / name)
 
 
 def _write_manifest(tmp: Path, key: str, inputs: dict[str, Any], names: list[str], seconds: float) -> None:
@@ -342,7 +335,7 @@ def _publish(tmp: Path, final: Path, key: str) -> None:
         if _valid(final, key):
             return
         os.rename(tmp, final)
-    _fsync(final.parent)
+    fsync_path(final.parent)
 
 
 def find_or_build(

@@ -60,7 +60,8 @@ class DBNetModule(L.LightningModule):
             }
         )
         self.model = DBNet(model)
-        self.forward_fn = torch.compile(self.model) if compile else self.model
+        if compile:
+            self.model.compile()  # in place: checkpoints keep the plain ``model.*`` keys
         self.loss = DBLoss(loss)
         self.optim = optim
         self.postprocess = postprocess
@@ -70,7 +71,7 @@ class DBNetModule(L.LightningModule):
         """Names of the images submitted this validation epoch, in order."""
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.forward_fn(images)
+        return self.model(images)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         losses = self.loss(self(batch["image"]), batch)
