@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from ocrdet.data.decode import IMAGE_SUFFIXES
+from ocrdet.data.decode import IMAGE_SUFFIXES, ImageDecodeError
 
 
 def _image_paths(items: list[str]) -> list[Path]:
@@ -60,14 +61,29 @@ def cmd_predict(args: argparse.Namespace) -> None:
         paths = _image_paths(args.images)
     else:
         raise SystemExit("ocrdet predict: give a checkpoint before the images, or --onnx MODEL.onnx")
+    failed: list[ImageDecodeError] = []
     predictions = detector.detect_files(
-        paths, Path(args.overlay) if args.overlay else None, Path(args.save_maps) if args.save_maps else None
+        paths,
+        Path(args.overlay) if args.overlay else None,
+        Path(args.save_maps) if args.save_maps else None,
+        on_error=lambda exc: _report_bad_image(exc, failed),
     )
     write_predictions(predictions, args.out)
     n = sum(len(p) for p in predictions.values())
     print(
-        f"{n} polygons in {len(paths)} images -> {args.out}" + (f"; overlays in {args.overlay}" if args.overlay else "")
+        f"{n} polygons in {len(predictions)} images -> {args.out}"
+        + (f"; overlays in {args.overlay}" if args.overlay else "")
     )
+    if failed:
+        raise SystemExit(f"ocrdet predict: {len(failed)} of {len(paths)} images could not be read")
+
+
+def _report_bad_image(exc: ImageDecodeError, failed: list[ImageDecodeError]) -> None:
+    """One ``error <file>: <reason>`` line on stderr (above the progress bar); remember the failure."""
+    from tqdm import tqdm
+
+    tqdm.write(f"error {exc}", file=sys.stderr)
+    failed.append(exc)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -111,12 +127,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    root, plot = Path(args.data) if args.data else None, Path(args.plot) if args.plot else None
     if args.what == "data":
-        from ocrdet.bench.data_bench import bench_data, format_table
+        from ocrdet.bench.common import format_table
+        from ocrdet.bench.data_bench import bench_data
 
-        root = Path(args.data) if args.data else None
-        rows = bench_data(root, args.split, args.n, args.size, args.batch_size, Path(args.plot) if args.plot else None)
-        print(format_table(rows))
+        print(format_table(bench_data(root, args.split or "train", args.n, args.size, args.batch_size, plot)))
+    elif args.what == "val":
+        from ocrdet.bench.val_bench import bench_val, format_result
+
+        checkpoint = Path(args.checkpoint) if args.checkpoint else None
+        split = args.split or "val"
+        print(format_result(bench_val(root, split, args.n, args.size, args.batch_size, plot, checkpoint, args.maps)))
     elif args.what == "train":
         from ocrdet.bench.train_bench import bench_train
         from ocrdet.bench.train_bench import format_table as format_train_table
@@ -224,10 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default="sweep.png", help="PNG of the sweep")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("bench", help="speed, reference vs ours in one run: data pipeline or evaluation")
-    p.add_argument("what", choices=["data", "eval", "train"])
-    p.add_argument("--data", help="data: a data set ROOT (default: synthetic receipts); eval: a GT JSON")
-    p.add_argument("--split", default="train")
+    p = sub.add_parser("bench", help="speed, reference vs ours in one run: data, validation epoch, evaluation")
+    p.add_argument("what", choices=["data", "val", "eval", "train"])
+    p.add_argument("--data", help="data, val: a data set ROOT (default: synthetic receipts); eval: a GT JSON")
+    p.add_argument("--split", help="data, val: split of --data (default: train for data, val for val)")
     p.add_argument("--n", type=int, default=64, help="samples")
     p.add_argument("--size", type=int, default=640)
     p.add_argument("--batch-size", type=int, default=8)
@@ -237,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", help="train: timm backbone (default: the model's, resnet18)")
     p.add_argument("--precision", nargs="+", help="train: one row each (default: 32-true bf16-mixed)")
     p.add_argument("--workers", type=int, help="train: DataLoader workers (default: data.num_workers)")
+    p.add_argument("--checkpoint", help="val: weights for both pipelines (default: a random DBNet, see --maps)")
+    p.add_argument(
+        "--maps",
+        choices=["auto", "model", "target"],
+        default="auto",
+        help="val: post-process the model's maps or the ground-truth ones (auto: the model's with --checkpoint)",
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("profile", help="per-transform timing table of the training transforms")

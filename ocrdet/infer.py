@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ocrdet.data.augment import letterbox
-from ocrdet.data.decode import DecodedImage, decode_image
+from ocrdet.data.decode import DecodedImage, ImageDecodeError, decode_image
 from ocrdet.data.orientation import INVERSE_ORIENTATION, apply_orientation
 from ocrdet.data.predictions import Predictions
 from ocrdet.eval.sweep import save_maps
@@ -137,22 +137,37 @@ class Detector:
         )
 
     def detect_files(
-        self, paths: list[Path], overlay_dir: Path | None = None, maps_path: Path | None = None
+        self,
+        paths: list[Path],
+        overlay_dir: Path | None = None,
+        maps_path: Path | None = None,
+        on_error: Callable[[ImageDecodeError], None] | None = None,
     ) -> Predictions:
-        """Polygons per file name; optionally overlay PNGs and the probability maps for ``evaluate --sweep``."""
+        """Polygons per file name; optionally overlay PNGs and the probability maps for ``evaluate --sweep``.
+
+        An image that cannot be decoded raises ImageDecodeError; with ``on_error`` it goes to ``on_error``
+        instead and is left out of everything, and the other images go on.
+        """
         predictions: Predictions = {}
-        maps, scales = [], []
+        names, maps, scales = [], [], []
         for path in tqdm(paths, desc="predict", unit="img", disable=len(paths) < 2):
-            detection = self.detect(path)
+            try:
+                detection = self.detect(path)
+            except ImageDecodeError as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
+                continue
             predictions[path.name] = detection.polygons
             if overlay_dir is not None:
                 overlay_dir.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(overlay_dir / f"{path.stem}.png"), cv2.cvtColor(detection.overlay, cv2.COLOR_RGB2BGR))
             if maps_path is not None:
+                names.append(path.name)
                 maps.append(detection.prob_map)
                 scales.append(detection.map_scale)
         if maps_path is not None:
-            save_maps(maps_path, [p.name for p in paths], maps, scales)
+            save_maps(maps_path, names, maps, scales)
         return predictions
 
 

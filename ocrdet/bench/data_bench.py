@@ -13,11 +13,9 @@ Both draw the same kind of random warp (zoom 0.5-2x of the fit scale, +-10 degre
 
 from __future__ import annotations
 
-import contextlib
 import math
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +24,24 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
-from matplotlib.figure import Figure
-from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from ocrdet.bench.common import (
+    BenchRow,
+    ReferenceItem,
+    Timer,
+    apply_with_polygons,
+    device,
+    plot_rows,
+    reference_decode,
+    reference_items,
+    synchronize,
+    warm_up_device,
+)
 from ocrdet.bench.reference import reference_db_targets
 from ocrdet.data.augment import AugmentConfig, color_jitter, random_warp
 from ocrdet.data.cache import CacheSource
-from ocrdet.data.format import load_annotations, split_paths
 from ocrdet.data.loader import MAP_KEYS, DetectionDataset, collate
-from ocrdet.data.orientation import ORIENTATION_TAG, orientation_matrix, transform_points
 from ocrdet.data.prepare import CacheConfig, prepare_cache
 from ocrdet.data.sources import Sample
 from ocrdet.data.synth import generate_dataset
@@ -46,52 +52,12 @@ SYNTH_SEED = 0
 
 
 @dataclass(frozen=True)
-class BenchRow:
-    """One line of the table; times in ms per sample, NaN where a pipeline has no such stage."""
-
-    stage: str
-    reference_ms: float
-    ours_ms: float
-
-    @property
-    def reference_per_s(self) -> float:
-        return 1000.0 / self.reference_ms
-
-    @property
-    def ours_per_s(self) -> float:
-        return 1000.0 / self.ours_ms
-
-    @property
-    def speedup(self) -> float:
-        """Reference time over ours (NaN where one is missing)."""
-        return self.reference_ms / self.ours_ms
-
-
-@dataclass(frozen=True)
 class PipelineRun:
     """Seconds spent per stage over ``samples`` samples, and the last batch (to check what came out)."""
 
     seconds: dict[str, float]
     samples: int
     batch: dict[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class _Item:
-    """One image as the reference reads it: file and stored-frame float32 (N_i, 2) polygons, bool (N,) flags."""
-
-    path: Path
-    polygons: list[np.ndarray]
-    ignore: np.ndarray
-
-
-def _device() -> torch.device | None:
-    return torch.device("cuda") if torch.cuda.is_available() else None
-
-
-def _synchronize() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def reference_transform(size: int, seed: int) -> A.Compose:
@@ -110,28 +76,18 @@ def reference_transform(size: int, seed: int) -> A.Compose:
     )
 
 
-def _reference_decode(item: _Item) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Pillow, full resolution, EXIF applied; polygons moved into the upright frame."""
-    with Image.open(item.path) as img:
-        matrix = orientation_matrix(img.getexif().get(ORIENTATION_TAG, 1), img.width, img.height)
-        image = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-    return image, [transform_points(matrix, p) for p in item.polygons]
-
-
 def _reference_augment(
     transform: A.Compose, image: np.ndarray, polygons: list[np.ndarray], ignore: np.ndarray, size: int
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Run the chain; keep the polygons whose box meets the crop, as ours does."""
-    out = transform(image=image, keypoints=np.concatenate(polygons) if polygons else np.zeros((0, 2)))
-    points = np.asarray(out["keypoints"], dtype=np.float64)[:, :2]
-    moved = np.split(points, np.cumsum([len(p) for p in polygons])[:-1]) if polygons else []
+    image, moved = apply_with_polygons(transform, image, polygons)
     kept = [i for i, p in enumerate(moved) if (p.max(axis=0) > 0).all() and (p.min(axis=0) < size).all()]
-    return out["image"], [moved[i] for i in kept], ignore[kept]
+    return image, [moved[i] for i in kept], ignore[kept]
 
 
-def _reference_item(transform: A.Compose, item: _Item, size: int, timer: _Timer) -> dict[str, torch.Tensor]:
+def _reference_item(transform: A.Compose, item: ReferenceItem, size: int, timer: Timer) -> dict[str, torch.Tensor]:
     with timer("decode"):
-        image, polygons = _reference_decode(item)
+        image, polygons = reference_decode(item)
     with timer("augment"):
         image, polygons, ignore = _reference_augment(transform, image, polygons, item.ignore, size)
     with timer("targets"):
@@ -142,22 +98,9 @@ def _reference_item(transform: A.Compose, item: _Item, size: int, timer: _Timer)
     return tensors
 
 
-class _Timer:
-    """Adds the wall time of ``with timer(stage):`` blocks per stage."""
-
-    def __init__(self) -> None:
-        self.seconds = dict.fromkeys(STAGES, 0.0)
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        yield
-        self.seconds[stage] += time.perf_counter() - start
-
-
-def run_reference(items: list[_Item], size: int, batch_size: int, seed: int = 0) -> PipelineRun:
+def run_reference(items: list[ReferenceItem], size: int, batch_size: int, seed: int = 0) -> PipelineRun:
     """The reference pipeline over ``items`` in this process, timed per stage."""
-    transform, timer, device = reference_transform(size, seed), _Timer(), _device()
+    transform, timer, target = reference_transform(size, seed), Timer(STAGES), device()
     pending: list[dict[str, torch.Tensor]] = []
     batch: dict[str, torch.Tensor] = {}
     for k, item in enumerate(items):
@@ -165,25 +108,25 @@ def run_reference(items: list[_Item], size: int, batch_size: int, seed: int = 0)
         if len(pending) == batch_size or k == len(items) - 1:
             with timer("collate/transfer"):
                 batch = default_collate(pending)
-                if device is not None:
-                    batch = {key: value.to(device) for key, value in batch.items()}
-                    _synchronize()
+                if target is not None:
+                    batch = {key: value.to(target) for key, value in batch.items()}
+                    synchronize()
             pending = []
     return PipelineRun(timer.seconds, len(items), batch)
 
 
-def _stack_ours(items: list[dict[str, np.ndarray]], device: torch.device | None) -> dict[str, torch.Tensor]:
-    """uint8 (B, S, S, 3) images and float32 (B, S, S) maps; pinned and copied to ``device`` when given."""
+def _stack_ours(items: list[dict[str, np.ndarray]], target: torch.device | None) -> dict[str, torch.Tensor]:
+    """uint8 (B, S, S, 3) images and float32 (B, S, S) maps; pinned and copied to ``target`` when given."""
     batch = {key: torch.from_numpy(np.stack([item[key] for item in items])) for key in ("image", *MAP_KEYS)}
-    if device is not None:
-        batch = {key: value.pin_memory().to(device, non_blocking=True) for key, value in batch.items()}
-        _synchronize()
+    if target is not None:
+        batch = {key: value.pin_memory().to(target, non_blocking=True) for key, value in batch.items()}
+        synchronize()
     return batch
 
 
 def run_ours(source: CacheSource, indices: list[int], size: int, batch_size: int, seed: int = 0) -> PipelineRun:
     """Our pipeline over ``source[indices]`` in this process, timed per stage."""
-    rng, timer, device = np.random.default_rng(seed), _Timer(), _device()
+    rng, timer, target = np.random.default_rng(seed), Timer(STAGES), device()
     augment = AugmentConfig(size=size)
     pending: list[dict[str, np.ndarray]] = []
     batch: dict[str, torch.Tensor] = {}
@@ -198,7 +141,7 @@ def run_ours(source: CacheSource, indices: list[int], size: int, batch_size: int
         pending.append({"image": image, **maps})
         if len(pending) == batch_size or k == len(indices) - 1:
             with timer("collate/transfer"):
-                batch = _stack_ours(pending, device)
+                batch = _stack_ours(pending, target)
             pending = []
     return PipelineRun(timer.seconds, len(indices), batch)
 
@@ -220,7 +163,7 @@ class _Subset:
 class _ReferenceDataset(Dataset):
     """The reference pipeline as a Dataset (one albumentations chain per worker process)."""
 
-    def __init__(self, items: list[_Item], size: int) -> None:
+    def __init__(self, items: list[ReferenceItem], size: int) -> None:
         self.items, self.size = items, size
         self.transform: A.Compose | None = None
 
@@ -231,7 +174,7 @@ class _ReferenceDataset(Dataset):
         if self.transform is None:
             info = torch.utils.data.get_worker_info()
             self.transform = reference_transform(self.size, 0 if info is None else info.id)
-        return _reference_item(self.transform, self.items[index], self.size, _Timer())
+        return _reference_item(self.transform, self.items[index], self.size, Timer(STAGES))
 
 
 def _loader_rate(dataset: Dataset, batch_size: int, workers: int, collate_fn: Any, pin: bool) -> float:
@@ -252,11 +195,6 @@ def _loader_rate(dataset: Dataset, batch_size: int, workers: int, collate_fn: An
     return len(dataset) / (time.perf_counter() - start)
 
 
-def _items(root: Path, split: str) -> list[_Item]:
-    image_dir, json_path = split_paths(root, split)
-    return [_Item(image_dir / name, *a.polygons()) for name, a in load_annotations(json_path).images.items()]
-
-
 def _rows(reference: PipelineRun, ours: PipelineRun) -> list[BenchRow]:
     rows = [
         BenchRow(s, 1000 * reference.seconds[s] / reference.samples, 1000 * ours.seconds[s] / ours.samples)
@@ -266,22 +204,16 @@ def _rows(reference: PipelineRun, ours: PipelineRun) -> list[BenchRow]:
     return [*rows, total]
 
 
-def _warm_up_device() -> None:
-    """Create the CUDA context and the pinned-memory allocator before anything is timed."""
-    device = _device()
-    if device is not None:
-        torch.zeros(1).pin_memory().to(device)
-        _synchronize()
-
-
 def _compare(root: Path, split: str, n: int, size: int, batch_size: int, workers: int, cache: Path) -> list[BenchRow]:
-    _warm_up_device()
-    items = _items(root, split)
+    warm_up_device()
+    items = reference_items(root, split)
     indices = [k % len(items) for k in range(n)]
     start = time.perf_counter()
     source = CacheSource(prepare_cache(root, split, cache, CacheConfig()))
     prepare_ms = 1000 * (time.perf_counter() - start) / len(items)
     chosen = [items[i] for i in indices]
+    run_reference(chosen[:1], size, 1)  # warm-up: first-call costs (numba's runtime, lazy imports) are not timed
+    run_ours(source, indices[:1], size, 1)
     rows = _rows(run_reference(chosen, size, batch_size), run_ours(source, indices, size, batch_size))
     if workers > 0:
         pin = torch.cuda.is_available()
@@ -317,56 +249,3 @@ def bench_data(
     if plot is not None:
         plot_rows(rows, plot)
     return rows
-
-
-def _format(value: float, unit: str = "") -> str:
-    if math.isnan(value):
-        return "-"
-    return f"{value:,.1f}{unit}" if value < 100 else f"{value:,.0f}{unit}"
-
-
-def format_table(rows: list[BenchRow]) -> str:
-    """The rows as a fixed-width text table: ms/sample and samples/s per pipeline, and the speedup."""
-    header = ("stage", "reference ms", "reference /s", "ours ms", "ours /s", "speedup")
-    lines = [header] + [
-        (
-            r.stage,
-            _format(r.reference_ms),
-            _format(r.reference_per_s),
-            _format(r.ours_ms),
-            _format(r.ours_per_s),
-            _format(r.speedup, "x"),
-        )
-        for r in rows
-    ]
-    widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
-    text = [
-        "  ".join(
-            cell.ljust(w) if k == 0 else cell.rjust(w) for k, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in lines
-    ]
-    text.insert(1, "-" * len(text[0]))
-    return "\n".join(text) + "\n(ms per sample; /s = samples per second; speedup = reference time / ours)"
-
-
-def plot_rows(rows: list[BenchRow], path: Path) -> None:
-    """Horizontal bars of samples/s per stage (log scale), reference against ours, with the speedups; PNG."""
-    figure = Figure(figsize=(9, 0.7 * len(rows) + 1.5))
-    axes = figure.subplots()
-    y = np.arange(len(rows))
-    reference = [0.0 if math.isnan(r.reference_ms) else r.reference_per_s for r in rows]
-    ours = [r.ours_per_s for r in rows]
-    axes.barh(y - 0.2, reference, height=0.4, label="reference", color="tab:gray")
-    axes.barh(y + 0.2, ours, height=0.4, label="ours", color="tab:blue")
-    for k, row in enumerate(rows):
-        if not math.isnan(row.speedup):
-            label = f"{row.speedup:.1f}x"
-            axes.annotate(label, (ours[k], y[k] + 0.2), xytext=(4, 0), textcoords="offset points", va="center")
-    axes.set_yticks(y, [r.stage for r in rows])
-    axes.invert_yaxis()
-    axes.set_xscale("log")
-    axes.set_xlabel("samples / s (log scale)")
-    axes.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)

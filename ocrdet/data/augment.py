@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from ocrdet.data.arrays import split_rows
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -73,7 +75,7 @@ def pixel_matrix(matrix: np.ndarray) -> np.ndarray:
 def transform_polygons(polygons: Sequence[np.ndarray], matrix: np.ndarray) -> list[np.ndarray]:
     """Apply a (2, 3) affine map to float (N_i, 2) polygons with one ``cv2.transform``; float32 (N_i, 2) out."""
     points, starts = _transform(polygons, matrix)
-    return np.split(points, starts[1:]) if len(starts) else []
+    return split_rows(points, starts[1:]) if len(starts) else []
 
 
 def _transform(polygons: Sequence[np.ndarray], matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +182,7 @@ def warp(
     points, starts = _transform(polygons, matrix)
     boxes = _boxes(points, starts)
     kept = np.flatnonzero((boxes[:, 1] > 0).all(axis=1) & (boxes[:, 0] < size).all(axis=1))
-    moved = np.split(points, starts[1:])
+    moved = split_rows(points, starts[1:])
     return out, [moved[i] for i in kept], kept
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ocrdet.data.arrays import split_rows
 from ocrdet.data.check import Problem, read_skip_report
 from ocrdet.data.sources import Sample
 
@@ -199,7 +200,7 @@ class CacheSource:
         words = arrays.words[int(record["word_start"]) : int(record["word_end"])]
         if len(words):
             points = np.array(arrays.points[int(words["point_start"][0]) : int(words["point_end"][-1])])
-            polygons = np.split(points, (words["point_end"][:-1] - words["point_start"][0]).tolist())
+            polygons = split_rows(points, words["point_end"][:-1] - words["point_start"][0])
         else:
             polygons = []
         ignore = np.array(words["ignore"], dtype=bool)

@@ -15,7 +15,7 @@ Split of the work, per sample:
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,14 @@ import numpy as np
 import simplejpeg
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from ocrdet.data.augment import sample_warp, transform_polygons, warp_matrix
 from ocrdet.data.cache import MAP_KEYS
+from ocrdet.data.check import Problem, check_dataset, usable_names
 from ocrdet.data.decode import MAX_PIXELS, ImageDecodeError, read_orientation
 from ocrdet.data.format import load_annotations, split_paths
-from ocrdet.data.loader import DataConfig
+from ocrdet.data.loader import AugmentRandom, DataConfig, init_worker
 from ocrdet.data.orientation import orientation_matrix
 from ocrdet.data.shards import EncodedSample
 from ocrdet.data.targets import make_db_targets
@@ -58,13 +59,14 @@ def upright_size(data: bytes) -> tuple[int, int, np.ndarray]:
 class GeometryItems:
     """One item without pixels: ``encoded`` uint8 bytes, DALI's arguments (``size1`` the shrunk upright size,
     then ``affine`` (2, 3) and ``jitter`` (alpha, beta) for training or ``size2`` the letterbox size), the
-    float32 (S, S) maps ``MAP_KEYS`` and the evaluation keys, as ``DetectionDataset`` gives them."""
+    (S, S) maps ``MAP_KEYS`` (dtypes ``MAP_DTYPES``) and the evaluation keys, as ``DetectionDataset`` gives them."""
 
     def __init__(self, train: bool, config: DataConfig) -> None:
         self.train, self.augment, self.targets = train, config.augment, config.targets
         self.long_side, self.eval_size = config.cache_long_side, config.eval_size
+        self._random = AugmentRandom()
 
-    def __call__(self, encoded: EncodedSample, index: int) -> dict[str, Any]:
+    def __call__(self, encoded: EncodedSample) -> dict[str, Any]:
         try:
             height, width, upright = upright_size(encoded.data)
         except ImageDecodeError as exc:
@@ -75,7 +77,7 @@ class GeometryItems:
         polygons = transform_polygons(encoded.polygons, to_image[:2])
         item: dict[str, Any] = {"encoded": np.frombuffer(encoded.data, np.uint8), "size1": np.float32([h1, w1])}
         if self.train:
-            rng = np.random.default_rng([torch.initial_seed() % 2**63, index])
+            rng = self._random.get()
             matrix = warp_matrix(sample_warp(h1, w1, polygons, rng, self.augment), h1, w1)
             alpha = 1.0 + rng.uniform(-self.augment.contrast, self.augment.contrast)
             beta = rng.uniform(-self.augment.brightness, self.augment.brightness)
@@ -103,7 +105,7 @@ def _warp_polygons(polygons: list[np.ndarray], matrix: np.ndarray, size: int) ->
 
 def collate_encoded(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack the maps; DALI's inputs and the evaluation keys stay per-image lists."""
-    batch: dict[str, Any] = {k: torch.stack([it[k] for it in items]) for k in MAP_KEYS}
+    batch: dict[str, Any] = {k: default_collate([it[k] for it in items]) for k in MAP_KEYS}
     for key in items[0].keys() - set(MAP_KEYS):
         batch[key] = [it[key] for it in items]
     return batch
@@ -196,12 +198,13 @@ def dali_loader(loader: Iterable[dict[str, Any]], train: bool, config: DataConfi
 
 
 class EncodedFolder(Dataset):
-    """``ROOT/images/<split>/`` as encoded samples (file bytes, stored-frame polygons) made into items by ``items``."""
+    """``ROOT/images/<split>/`` as encoded samples (file bytes, stored-frame polygons) made into items by ``items``;
+    only ``names`` (the images the data check kept) when given, else every annotated image."""
 
-    def __init__(self, root: str | Path, split: str, items: GeometryItems) -> None:
+    def __init__(self, root: str | Path, split: str, items: GeometryItems, names: Sequence[str] | None = None) -> None:
         self.image_dir, json_path = split_paths(root, split)
         images = load_annotations(json_path).images
-        self.names = list(images)
+        self.names = list(images) if names is None else list(names)
         self.annotations = [images[name].polygons() for name in self.names]
         self.items = items
 
@@ -215,7 +218,7 @@ class EncodedFolder(Dataset):
         except OSError as exc:
             raise ImageDecodeError(f"{path}: cannot read: {exc.strerror}") from None
         polygons, ignore = self.annotations[index]
-        return self.items(EncodedSample(data, polygons, ignore, name, np.eye(3), str(index)), index)
+        return self.items(EncodedSample(data, polygons, ignore, name, np.eye(3), str(index)))
 
 
 class DaliFolderDataModule(L.LightningDataModule):
@@ -225,10 +228,17 @@ class DaliFolderDataModule(L.LightningDataModule):
     def __init__(self, config: DataConfig, root: str | Path) -> None:
         super().__init__()
         self.config, self.root = config, Path(root)
+        self.reports = {split: check_dataset(root, split) for split in (config.train_split, config.val_split)}
+        self.usable = {split: usable_names(r, config.on_bad_sample) for split, r in self.reports.items()}
+        """Per split, the images the data check keeps (``on_bad_sample``); DataCheckError before training."""
+
+    def skipped(self) -> dict[str, list[Problem]]:
+        """Per split, the images the data check left out (``on_bad_sample=skip``)."""
+        return {split: list(report.errors) for split, report in self.reports.items()}
 
     def _loader(self, split: str, train: bool) -> DaliLoader:
         c = self.config
-        dataset = EncodedFolder(self.root, split, GeometryItems(train, c))
+        dataset = EncodedFolder(self.root, split, GeometryItems(train, c), self.usable[split])
         batch_size = c.batch_size if train else max(1, c.batch_size // 2)
         trainer, sampler = self.trainer, None
         if trainer is not None and trainer.world_size > 1:
@@ -243,6 +253,7 @@ class DaliFolderDataModule(L.LightningDataModule):
             num_workers=c.num_workers,
             persistent_workers=c.num_workers > 0,
             collate_fn=collate_encoded,
+            worker_init_fn=init_worker,
         )
         return dali_loader(loader, train, c)
 

@@ -7,14 +7,16 @@ replaced by the next readable one and listed in the batch's ``skipped``: it neve
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ocrdet.data.augment import AugmentConfig, color_jitter, letterbox, random_warp
 from ocrdet.data.cache import MAP_KEYS
@@ -23,7 +25,7 @@ from ocrdet.data.decode import ImageDecodeError
 from ocrdet.data.format import AnnotationError
 from ocrdet.data.prepare import CacheConfig
 from ocrdet.data.sources import Sample
-from ocrdet.data.targets import TargetConfig, make_db_targets
+from ocrdet.data.targets import MAP_DTYPES, TargetConfig, make_db_targets
 
 
 class BadSampleError(ValueError):
@@ -60,6 +62,7 @@ class DetectionDataset(Dataset):
         self.on_bad_sample = on_bad_sample
         self._bad: set[int] = set()
         """Indices found unreadable in this process, not tried again."""
+        self._random = AugmentRandom()
 
     def __len__(self) -> int:
         return len(self.source)
@@ -87,35 +90,69 @@ class DetectionDataset(Dataset):
         raise BadSampleError(f"none of the {len(self)} samples could be read; the first failure: {skipped[:1]}")
 
     def _item(self, index: int) -> dict[str, Any]:
-        sample: Sample = self.source.get(index)
+        if not self.train and getattr(self.source, "has_targets", False):
+            sample = self.source.get(index)
+            maps = {k: v.astype(MAP_DTYPES[k]) for k, v in self.source.targets(index).items()}
+            return _as_item(np.array(sample.image), maps, sample.name, sample.polygons, sample.ignore, sample.matrix)
+        return self.transform(self.source.get(index))
+
+    def transform(self, sample: Sample) -> dict[str, Any]:
+        """The item of ``sample``: a random warp and its targets for training, else letterbox and targets."""
         if self.train:
-            rng = np.random.default_rng([torch.initial_seed() % 2**63, index])
+            rng = self._random.get()
             image, polygons, kept = random_warp(sample.image, sample.polygons, rng, self.augment)
             image = color_jitter(image, rng, self.augment)
             ignore, matrix = sample.ignore[kept], sample.matrix
-            maps = make_db_targets(polygons, ignore, image.shape[0], image.shape[1], self.targets)
-        elif getattr(self.source, "has_targets", False):
-            image, polygons, ignore, matrix = np.array(sample.image), sample.polygons, sample.ignore, sample.matrix
-            maps = {k: v.astype(np.float32) for k, v in self.source.targets(index).items()}
         else:
             image, polygons, scale = letterbox(sample.image, sample.polygons, self.eval_size)
             ignore, matrix = sample.ignore, np.diag([scale, scale, 1.0]) @ sample.matrix
-            maps = make_db_targets(polygons, ignore, self.eval_size, self.eval_size, self.targets)
-        item = {"image": torch.from_numpy(image)}
-        item.update({k: torch.from_numpy(maps[k]) for k in MAP_KEYS})
-        item.update(name=sample.name, polygons=polygons, ignore=ignore, matrix=matrix)
-        return item
+        maps = make_db_targets(polygons, ignore, image.shape[0], image.shape[1], self.targets)
+        return _as_item(image, maps, sample.name, polygons, ignore, matrix)
 
 
-def ignore_interrupts(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: workers ignore Ctrl-C, which a terminal sends to them too; the main process
-    decides what happens (``ocrdet.train.checkpointing.StopOnSignal`` saves a checkpoint) and stops them."""
+def _as_item(
+    image: np.ndarray,
+    maps: dict[str, np.ndarray],
+    name: str,
+    polygons: list[np.ndarray],
+    ignore: np.ndarray,
+    matrix: np.ndarray,
+) -> dict[str, Any]:
+    item = {"image": torch.from_numpy(image), **{k: torch.from_numpy(maps[k]) for k in MAP_KEYS}}
+    item.update(name=name, polygons=polygons, ignore=ignore, matrix=matrix)
+    return item
+
+
+class AugmentRandom:
+    """The generator of training augmentations of one process, seeded from ``torch.initial_seed()`` on first use.
+
+    It advances from sample to sample and from epoch to epoch. (Seeding per sample from the worker seed and the
+    index would repeat itself: persistent DataLoader workers keep their seed, so each image would see at most
+    ``num_workers`` different augmentations in a whole run.) A copy in another process (a DataLoader worker)
+    starts its own generator from that process's seed, so runs are reproducible.
+    """
+
+    def __init__(self) -> None:
+        self._pid, self._rng = -1, np.random.default_rng(0)
+
+    def get(self) -> np.random.Generator:
+        if self._pid != os.getpid():
+            self._pid, self._rng = os.getpid(), np.random.default_rng(torch.initial_seed() % 2**63)
+        return self._rng
+
+
+def init_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``. Workers ignore Ctrl-C, which a terminal sends to them too: the main process
+    decides what happens (``ocrdet.train.checkpointing.StopOnSignal`` saves a checkpoint) and stops them.
+    OpenCV runs single-threaded in each, as torch does: the workers already share out the cores."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(1)
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack tensors; keep per-image polygons, flags, names and matrices as lists; join the ``skipped`` lists."""
-    batch: dict[str, Any] = {k: torch.stack([it[k] for it in items]) for k in ("image", *MAP_KEYS)}
+    # default_collate stacks straight into shared memory in a DataLoader worker, saving a copy per batch.
+    batch: dict[str, Any] = {k: default_collate([it[k] for it in items]) for k in ("image", *MAP_KEYS)}
     for key in ("name", "polygons", "ignore", "matrix"):
         batch[key] = [it[key] for it in items]
     batch["skipped"] = [entry for it in items for entry in it["skipped"]]
@@ -162,7 +199,7 @@ class DetectionDataModule(L.LightningDataModule):
             persistent_workers=c.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
             collate_fn=collate,
-            worker_init_fn=ignore_interrupts,
+            worker_init_fn=init_worker,
         )
 
     def skipped(self) -> dict[str, list[Problem]]:

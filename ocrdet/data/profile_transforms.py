@@ -43,7 +43,7 @@ def profile_transforms(
         raise ValueError("no samples to profile")
     rng = np.random.default_rng(seed)
     times = {stage: [] for stage in STAGES}
-    for i in range(n):
+    for i in range(n + 1):  # run 0 warms up (first-call costs: numba's runtime, lazy imports), not recorded
         image, polygons, ignore = samples[i % len(samples)]
         start = time.perf_counter()
         warped, moved, kept = random_warp(image, polygons, rng, augment)
@@ -52,6 +52,8 @@ def profile_transforms(
         colored_at = time.perf_counter()
         make_db_targets(moved, np.asarray(ignore, dtype=bool)[kept], augment.size, augment.size, targets)
         end = time.perf_counter()
+        if i == 0:
+            continue
         times["warp"].append(warped_at - start)
         times["color"].append(colored_at - warped_at)
         times["targets"].append(end - colored_at)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import random
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -29,11 +28,10 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ocrdet.data.loader import DataConfig, DetectionDataset, collate
+from ocrdet.data.loader import DataConfig, DetectionDataset, collate, init_worker
 from ocrdet.data.shards import INDEX, EncodedSample, ShardError, decode_sample, read_index, read_shard, shard_name
-from ocrdet.data.sources import Sample
 
-ItemFn = Callable[[EncodedSample, int], dict[str, Any]]
+ItemFn = Callable[[EncodedSample], dict[str, Any]]
 """(encoded sample, index for its random draws) -> one item of a batch."""
 
 
@@ -122,24 +120,12 @@ class NativeItems:
 
     def __init__(self, train: bool, config: DataConfig) -> None:
         self.long_side = config.cache_long_side
-        self._current = _CurrentSample()
-        self._dataset = DetectionDataset(self._current, train, config.augment, config.targets, config.eval_size)
+        self._dataset = DetectionDataset(None, train, config.augment, config.targets, config.eval_size)
 
-    def __call__(self, encoded: EncodedSample, index: int) -> dict[str, Any]:
-        self._current.sample = decode_sample(encoded, self.long_side)
-        # Until loader.py offers its per-sample transform as a function (the index only seeds the random draws).
-        item = self._dataset._item(index)
+    def __call__(self, encoded: EncodedSample) -> dict[str, Any]:
+        item = self._dataset.transform(decode_sample(encoded, self.long_side))
         item["skipped"] = []
         return item
-
-
-class _CurrentSample:
-    """A one-sample Source: lets ``DetectionDataset``'s per-sample transform serve a stream."""
-
-    sample: Sample
-
-    def get(self, index: int) -> Sample:
-        return self.sample
 
 
 class ShardStream(IterableDataset):
@@ -192,7 +178,7 @@ class ShardStream(IterableDataset):
         rng = random.Random(f"{self.seed}-{self.epoch}-{self.rank}-{worker}")
         shuffle = wds.shuffle(self.shuffle_buffer, min(100, self.shuffle_buffer), rng=rng)
         for encoded in shuffle(self._read(plan)):
-            yield self.items(encoded, self.epoch << 40 | _ordinal(encoded.key))
+            yield self.items(encoded)
 
     def _read(self, plan: list[tuple[int, int]]) -> Iterator[EncodedSample]:
         for i, take in plan:
@@ -212,19 +198,14 @@ class ShardStream(IterableDataset):
             if ordinal == 0:
                 first = encoded
             if ordinal in wanted:
-                yield self.items(encoded, ordinal)
+                yield self.items(encoded)
         for _ in range(pad):
-            yield self.items(first, 0)
+            yield self.items(first)
 
 
 def _as_is(batch: dict[str, Any]) -> dict[str, Any]:
     """The DataLoader's per-batch function for ready batches (its default would turn NumPy arrays into tensors)."""
     return batch
-
-
-def _ordinal(key: str) -> int:
-    """A sample key as a number for random draws (keys written by ``ocrdet shard`` are ordinals)."""
-    return int(key) if key.isdigit() else zlib.crc32(key.encode())
 
 
 class ShardDataModule(L.LightningDataModule):
@@ -270,6 +251,7 @@ class ShardDataModule(L.LightningDataModule):
             num_workers=c.num_workers,
             persistent_workers=c.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            worker_init_fn=init_worker,
         )
         return loader if self.wrap is None else self.wrap(loader, train)
 

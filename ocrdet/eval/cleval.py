@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 import shapely
 
-from ocrdet.eval.iou_hmean import SLACK, box_overlap, candidate_pairs, check_polygons, polygon_set
+from ocrdet.eval.iou_hmean import GRID, SLACK, box_overlap, candidate_pairs, check_polygons, polygon_set, polygonal
 
 MAX_PSEUDO_CHARS = 10
 ASPECT_EPS = 1e-5
@@ -236,16 +236,21 @@ def cleval_image(
 
 
 def _without_care_parts(geoms: np.ndarray, bounds: np.ndarray, ignore: np.ndarray) -> np.ndarray:
-    """Copy of ``geoms`` where each don't-care region has lost its overlap with care ground truth."""
+    """Copy of ``geoms`` where each don't-care region has lost its overlap with care ground truth; snap-rounded
+    to ``GRID`` and polygonal, since the area-precision overlays take it as input."""
     out = geoms.copy()
     dc, care = np.flatnonzero(ignore), np.flatnonzero(~ignore)
     gi, ci = candidate_pairs(bounds[dc], bounds[care])
     if len(gi) == 0:
         return out
     overlapping = shapely.area(shapely.intersection(geoms[care[ci]], geoms[dc[gi]])) > 0
-    for g in np.unique(gi[overlapping]):
-        covers = geoms[care[ci[overlapping & (gi == g)]]]
-        out[dc[g]] = shapely.difference(geoms[dc[g]], shapely.union_all(covers))
+    covered = np.unique(gi[overlapping])
+    if len(covered) == 0:
+        return out
+    covers = [shapely.union_all(geoms[care[ci[overlapping & (gi == g)]]], grid_size=GRID) for g in covered]
+    out[dc[covered]] = polygonal(
+        shapely.difference(geoms[dc[covered]], polygonal(np.array(covers, dtype=object)), grid_size=GRID)
+    )
     return out
 
 

@@ -8,6 +8,7 @@ over processes and DDP ranks and the metric is computed once, from the sum.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -140,6 +141,9 @@ def format_table(result: EvaluationResult, worst: int = 10) -> str:
 
 
 def _init_worker() -> None:
+    """Workers ignore Ctrl-C, which a terminal sends to them too: the main process decides what happens
+    (in training ``ocrdet.train.checkpointing.StopOnSignal`` saves a checkpoint) and shuts the pool down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
 
 

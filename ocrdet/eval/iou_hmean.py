@@ -14,8 +14,9 @@ The rules of the official RRC script (``script.py`` + ``rrc_evaluation_funcs.py`
    of the even-odd regions (GPC clipping). For a simple polygon both are the usual geometry. For a
    self-intersecting one (bow-tie) the lobes cancel in the area but not in the intersection, so its
    IoU can be anything, even above 1 or negative - exactly what the official script computes. Shapely
-   builds the even-odd region with ``make_valid(method="linework")``. Invalid polygons are therefore
-   kept, never dropped (MhLiao/DB's shapely port drops them; the RRC script does not).
+   builds the even-odd region as the symmetric difference of the polygon's fan triangles
+   (``even_odd_regions``). Invalid polygons are therefore kept, never dropped (MhLiao/DB's shapely port
+   drops them; the RRC script does not).
 5. Per image: no care ground truth -> recall 1, precision 0 if any care detection else 1. Data set:
    sums of matched / care GT / care detections over images; 0 where a denominator is 0.
 
@@ -38,6 +39,11 @@ import numpy as np
 import shapely
 
 IOU_THRESHOLD = 0.5
+POLYGONAL_TYPES = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+GRID = 2.0**-20
+"""Pixels: the snap-rounding grid of overlays whose results go into further overlays. Floating-point overlays
+can return invalid geometry on near-degenerate input (a sliver 1e-54 wide), which the next overlay fails on;
+snap-rounding always returns valid geometry, at an area error of about ``GRID`` times the perimeter."""
 AREA_PRECISION_THRESHOLD = 0.5
 
 
@@ -104,10 +110,56 @@ def check_polygons(polys: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
     return out
 
 
+def even_odd_regions(rings: np.ndarray) -> np.ndarray:
+    """The even-odd regions of polygons ``rings`` (self-intersecting, collapsed) as valid (Multi)Polygons.
+
+    Each region is the symmetric difference of its ring's fan triangles (p0, p_i, p_i+1): a point's
+    winding parity is the parity of the triangles holding it. The overlays see only valid triangles (the
+    degenerate ones, of no area, are left out) and snap-round to ``GRID``, so every step stays valid.
+    ``make_valid(method="linework")`` builds the same region but fails, or returns invalid geometry that
+    later overlays fail on, where points nearly coincide (0 and -5e-77, say).
+    """
+    points, owner = shapely.get_coordinates(shapely.get_exterior_ring(rings), return_index=True)
+    first = np.searchsorted(owner, owner)
+    seg = np.flatnonzero(owner[:-1] == owner[1:])
+    triangles = shapely.polygons(np.stack([points[first[seg]], points[seg], points[seg + 1]], axis=1))
+    keep = shapely.is_valid(triangles)
+    column = seg - first[seg]
+    table = np.full((len(rings), int(column.max(initial=0)) + 1), shapely.Polygon(), dtype=object)
+    table[owner[seg][keep], column[keep]] = triangles[keep]
+    regions = table[:, 0]
+    for triangle in table[:, 1:].T:  # pairwise: shapely deprecates symmetric_difference_all
+        regions = polygonal(shapely.symmetric_difference(regions, triangle, grid_size=GRID))
+    return regions
+
+
+def polygonal(geoms: np.ndarray) -> np.ndarray:
+    """``geoms`` with every non-polygonal geometry replaced by the MultiPolygon of its polygons.
+
+    GEOS can leave lines of collapsed edges next to polygons (``make_valid(method="linework")`` on a ring
+    that doubles back, a snap-rounded overlay of a sliver). Lines have no area, so they are no part of a
+    region, and a later overlay fails on such mixed collections ("Unable to determine overlay result
+    geometry dimension", e.g. against an empty polygon).
+    """
+    out = geoms.copy()
+    mixed = np.flatnonzero(~np.isin(shapely.get_type_id(geoms), POLYGONAL_TYPES))
+    if len(mixed) == 0:
+        return out
+    parts, owner = shapely.get_parts(geoms[mixed], return_index=True)
+    parts, sub = shapely.get_parts(parts, return_index=True)
+    keep = shapely.get_type_id(parts) == shapely.GeometryType.POLYGON
+    regions = np.full(len(mixed), shapely.MultiPolygon(), dtype=object)
+    if keep.any():
+        shapely.multipolygons(parts[keep], indices=owner[sub][keep], out=regions)
+    out[mixed] = regions
+    return out
+
+
 def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
     """Build shapely geometries, shoelace areas and bounds of float64 (N_i, 2) polygons in bulk.
 
-    Invalid rings (self-intersecting, collapsed) become their even-odd region, as GPC sees them.
+    Invalid rings (self-intersecting, collapsed) become their even-odd region, as GPC sees them
+    (``even_odd_regions``): every geometry is valid and polygonal, as GEOS overlays need.
     """
     n = len(polys)
     if n == 0:
@@ -118,7 +170,7 @@ def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
     geoms = shapely.polygons(shapely.linearrings(coords, indices=owner))
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():
-        geoms[invalid] = shapely.make_valid(geoms[invalid], method="linework")
+        geoms[invalid] = even_odd_regions(geoms[invalid])
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     following = np.arange(1, len(coords) + 1)
     following[starts + sizes - 1] = starts

@@ -22,8 +22,8 @@ def balanced_bce(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, negat
     """BCE over all positives and the hardest ``negative_ratio`` x as many negatives. Shapes (B, H, W)."""
     positive = gt * mask
     negative = (1 - gt) * mask
-    n_pos = int(positive.sum().item())
-    n_neg = min(int(negative.sum().item()), int(n_pos * negative_ratio))
+    n_pos, n_available = (int(n) for n in torch.stack([positive.sum(), negative.sum()]).tolist())  # one sync
+    n_neg = min(n_available, int(n_pos * negative_ratio))
     with torch.autocast(device_type=pred.device.type, enabled=False):  # CUDA autocast refuses BCE on any dtype
         loss = F.binary_cross_entropy(pred.float().clamp(1e-6, 1 - 1e-6), gt.float(), reduction="none")
     pos_loss = (loss * positive).sum()
@@ -50,7 +50,10 @@ class DBLoss(nn.Module):
         self.weights = weights
 
     def forward(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``targets`` may hold any dtype (the data pipeline sends the 0/1 maps as uint8); they are made float here,
+        on the device."""
         w = self.weights
+        targets = {key: targets[key].float() for key in ("prob", "prob_mask", "thresh", "thresh_mask")}
         prob, mask = targets["prob"], targets["prob_mask"]
         parts = {
             "loss_prob": balanced_bce(outputs["prob"][:, 0], prob, mask, w.negative_ratio),

@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 import pyclipper
 
+from ocrdet.data.arrays import split_rows
+
 APPROX_EPSILON = 0.01
 """approxPolyDP tolerance as a fraction of the contour's perimeter (DB's value) ..."""
 APPROX_MAX_THICKNESS = 0.25
@@ -136,7 +138,7 @@ def expand_candidates(
     limit = np.asarray(map_shape[::-1], dtype=np.float32) / np.asarray(scale, dtype=np.float32)
     points = np.minimum(np.maximum(points, 0), limit)
     ends = np.cumsum([len(p) for p in polygons])[:-1]
-    return np.split(points, ends), candidates.scores[keep]
+    return split_rows(points, ends), candidates.scores[keep]
 
 
 def postprocess(

@@ -93,7 +93,7 @@ def fit(config: TrainConfig) -> Path:
     # Without a monitor, top-1 means "the newest": last.ckpt is rewritten at every epoch end, best or not.
     # No version counter: the last.ckpt that StopOnSignal writes must be overwritten, not kept beside last-v1.ckpt.
     last = ModelCheckpoint(dirpath=checkpoints, filename=Path(LAST_CHECKPOINT).stem, enable_version_counter=False)
-    skipped = datamodule.skipped() if isinstance(datamodule, DetectionDataModule) else {}
+    skipped = datamodule.skipped() if hasattr(datamodule, "skipped") else {}
     callbacks: list[L.Callback] = [
         checkpoint,
         last,

@@ -116,3 +116,20 @@ def test_training_streams_shards_through_dali(root, tmp_path):
     assert fit(compose(overrides)).exists()
     metrics = (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text()
     assert "val/hmean" in metrics.splitlines()[0]
+
+
+def test_folder_datamodule_checks_the_data_first(root, tmp_path):
+    """A broken image stops ``on_bad_sample=error`` before any batch, and ``skip`` leaves it out and reports it."""
+    import shutil
+
+    from ocrdet.data.check import DataCheckError
+
+    copy = tmp_path / "data"
+    shutil.copytree(root, copy)
+    (copy / "images" / "val" / "val_00002.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataCheckError, match="unusable"):
+        DaliFolderDataModule(CONFIG, copy)
+    module = DaliFolderDataModule(DataConfig(**{**vars(CONFIG), "on_bad_sample": "skip"}), copy)
+    names = [n for batch in module.val_dataloader() for n in batch["name"]]
+    assert sorted(names) == [f"val_{i:05d}.jpg" for i in range(6) if i != 2]
+    assert [p.file for p in module.skipped()["val"]] == ["val_00002.jpg"] and module.skipped()["train"] == []

@@ -7,10 +7,10 @@ from ocrdet.data.augment import AugmentConfig
 from ocrdet.data.check import DataCheckError
 from ocrdet.data.decode import ImageDecodeError
 from ocrdet.data.format import AnnotationError, load_annotations
-from ocrdet.data.loader import MAP_KEYS, BadSampleError, DataConfig, DetectionDataset, collate, ignore_interrupts
+from ocrdet.data.loader import MAP_KEYS, BadSampleError, DataConfig, DetectionDataset, collate, init_worker
 from ocrdet.data.orientation import transform_points
 from ocrdet.data.sources import FolderSource, open_folder
-from ocrdet.data.targets import TargetConfig
+from ocrdet.data.targets import MAP_DTYPES, TargetConfig
 
 
 def test_sroie_through_the_real_loader(shared_data):
@@ -19,7 +19,7 @@ def test_sroie_through_the_real_loader(shared_data):
     batch = next(iter(DataLoader(train, batch_size=4, num_workers=2, collate_fn=collate)))
     assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (4, 320, 320, 3)
     for key in MAP_KEYS:
-        assert batch[key].shape == (4, 320, 320) and batch[key].dtype == torch.float32
+        assert batch[key].shape == (4, 320, 320) and batch[key].numpy().dtype == MAP_DTYPES[key]
     assert batch["prob"].sum() > 0, "real receipts have text in their crops"
     assert ((batch["thresh"] >= 0.3 - 1e-6) & (batch["thresh"] <= 0.7 + 1e-6)).all()
 
@@ -80,14 +80,14 @@ def test_skip_takes_the_next_readable_sample_and_records_the_bad_one(tiny):
     source = FolderSource(tiny, "train")
     for name in ("b.jpg", "c.jpg"):
         _truncate(tiny / "images" / "train" / name)
-    dataset = DetectionDataset(source, True, SMALL, TargetConfig(), on_bad_sample="skip")
+    dataset = DetectionDataset(source, False, SMALL, TargetConfig(), eval_size=32, on_bad_sample="skip")
     first = dataset[1]
     assert first["name"] == "a.jpg" and first["image"].shape == (32, 32, 3)
     assert [entry["file"] for entry in first["skipped"]] == ["b.jpg", "c.jpg"]
     assert "Premature end of JPEG file" in first["skipped"][0]["reason"]
     again = dataset[2]
     assert again["name"] == "a.jpg" and again["skipped"] == [], "known bad samples are not tried or recorded again"
-    np.testing.assert_array_equal(again["image"], DetectionDataset(source, True, SMALL, TargetConfig())[0]["image"])
+    np.testing.assert_array_equal(again["image"], dataset[0]["image"])
 
 
 def test_nothing_readable_is_an_error_even_with_skip(tiny):
@@ -102,7 +102,7 @@ def test_workers_survive_a_file_broken_after_the_check(tiny):
     source = open_folder(tiny, "train", 64, "skip", workers=1)
     _truncate(tiny / "images" / "train" / "b.jpg")
     dataset = DetectionDataset(source, True, SMALL, TargetConfig(), on_bad_sample="skip")
-    loader = DataLoader(dataset, batch_size=1, num_workers=2, collate_fn=collate, worker_init_fn=ignore_interrupts)
+    loader = DataLoader(dataset, batch_size=1, num_workers=2, collate_fn=collate, worker_init_fn=init_worker)
     batches = list(loader)
     assert [b["name"][0] for b in batches] == ["a.jpg", "c.jpg", "c.jpg"]
     assert [e["file"] for b in batches for e in b["skipped"]] == ["b.jpg"]
@@ -124,3 +124,34 @@ def test_on_bad_sample_is_validated():
         DataConfig(on_bad_sample="ignore")
     with pytest.raises(ValueError, match="on_bad_sample must be one of"):
         DetectionDataset([], True, SMALL, TargetConfig(), on_bad_sample="")
+
+
+def _augmented_by_name(loader: DataLoader, epochs: int) -> dict[str, list[bytes]]:
+    seen: dict[str, list[bytes]] = {}
+    for _ in range(epochs):
+        for batch in loader:
+            for name, image in zip(batch["name"], batch["image"], strict=True):
+                seen.setdefault(name, []).append(image.numpy().tobytes())
+    return seen
+
+
+def test_persistent_workers_draw_new_augmentations_every_epoch(tiny):
+    dataset = DetectionDataset(FolderSource(tiny, "train"), True, SMALL, TargetConfig())
+
+    def run() -> dict[str, list[bytes]]:
+        torch.manual_seed(0)
+        loader = DataLoader(dataset, batch_size=1, num_workers=2, persistent_workers=True, collate_fn=collate)
+        return _augmented_by_name(loader, epochs=4)
+
+    first = run()
+    assert sorted(first) == ["a.jpg", "b.jpg", "c.jpg"]
+    for name, images in first.items():
+        assert len(images) == 4 and len(set(images)) == 4, f"{name}: an augmentation came back in a later epoch"
+    assert run() == first, "the same seed gives the same augmentations"
+
+
+def test_the_main_process_draws_new_augmentations_every_epoch(tiny):
+    dataset = DetectionDataset(FolderSource(tiny, "train"), True, SMALL, TargetConfig())
+    torch.manual_seed(1)
+    seen = _augmented_by_name(DataLoader(dataset, batch_size=2, collate_fn=collate), epochs=3)
+    assert all(len(set(images)) == 3 for images in seen.values())

@@ -197,7 +197,7 @@ def test_allocate_and_plan_never_exceed_capacity():
         batches_per_rank([5], 2, 1, 1)
 
 
-def _name(encoded, index):
+def _name(encoded):
     return {"name": encoded.name}
 
 

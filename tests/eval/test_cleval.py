@@ -31,8 +31,12 @@ def rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
 
 
 def _region(points: np.ndarray) -> shapely.Geometry:
+    """The even-odd region: the polygons of ``make_valid``, without the lines of edges that cancel out."""
     poly = shapely.Polygon(points)
-    return poly if poly.is_valid else shapely.make_valid(poly, method="linework")
+    if poly.is_valid:
+        return poly
+    parts = shapely.get_parts(shapely.make_valid(poly, method="linework"))
+    return shapely.MultiPolygon([p for part in parts for p in shapely.get_parts(part) if p.geom_type == "Polygon"])
 
 
 def _shoelace(points: np.ndarray) -> float:
@@ -270,6 +274,61 @@ def test_mismatched_inputs_are_refused():
         cleval_image([rect(0, 0, 1, 1)], np.zeros(2, dtype=bool), [])
     with pytest.raises(ValueError, match="detection polygon 0"):
         cleval_image([], np.zeros(0, dtype=bool), [np.zeros((2, 2))])
+
+
+def test_detection_doubling_back_is_its_polygonal_region():
+    """Regression, the fuzz case that raised GEOSException: the detection's ring runs back over (0, 0)-(0.5, 0),
+    so ``make_valid`` gave a triangle plus a line, and GEOS could not intersect that with the don't-care
+    triangle, which is empty once the care triangle around it is removed. The region is now the triangle
+    (0, 1), (1, 0), (0.5, 0), of area 0.25: all inside the care word (2 pseudo characters, centres on the
+    region's corners (0, 1) and (1, 0), so not inside), nothing in the don't-care one. An unmatched care
+    detection, charged 1 character."""
+    gts = [np.array([[2.0, 0], [0, 2], [0, 0]]), np.array([[0.0, 1], [1, 0], [1, 1]])]
+    det = np.array([[0.5, 0], [0, 1], [1, 0], [0, 0]])
+    counts = cleval_image(gts, np.array([False, True]), [det])
+    assert (counts.char_gt, counts.char_det, counts.char_tp) == (2, 1, 0)
+    assert (counts.split_penalty, counts.merge_penalty) == (0.0, 0.0)
+    assert counts.totals() == {"precision": 0.0, "recall": 0.0, "hmean": 0.0}
+
+
+def test_doubled_back_quad_matches_by_its_triangle_as_in_the_reference():
+    """The quad runs back over (0, 0)-(20, 0): its region is the triangle (20, 0), (0, 10), (40, 0), which
+    holds the centre (15, 5) of "ABCD" (centres at x = 5, 15, 25, 35) and lies inside the word: a one-to-one
+    match, 1 of 4 characters. The don't-care word under the care one used to crash GEOS here too."""
+    gts = [rect(0, 0, 40, 10), rect(5, 2, 15, 8)]
+    ignore = np.array([False, True])
+    dets = [np.array([[20.0, 0], [0, 10], [40, 0], [0, 0]])]
+    counts = cleval_image(gts, ignore, dets, ["ABCD", None])
+    assert (counts.char_gt, counts.char_det, counts.char_tp) == (4, 1, 1)
+    assert_same(counts, reference_cleval_image(gts, ignore, dets, ["ABCD", None]))
+
+
+NEARLY_COINCIDENT_RINGS = [
+    np.array([[2.0, 2], [1, 2], [0, 2], [2, 4], [-4.87394695e-77, 2], [2, 5]]),
+    np.array([[0.0, 1], [0, 0], [0, 2], [1, 5.04271746e-54], [1, 0], [0, 0]]),
+]
+
+
+@pytest.mark.parametrize("ring", NEARLY_COINCIDENT_RINGS, ids=["make-valid-hole-outside-shell", "sliver-1e-54"])
+def test_nearly_coincident_points_keep_the_region(ring):
+    """Fuzz cases: ``make_valid`` made the first ring a shell with its "hole" outside, floating-point overlays
+    of the second one's fan triangles an invalid polygon, and the next overlay raised a TopologyException.
+    The region keeps the ring's whole |shoelace| area (3 and 1), so as a don't-care word its own polygon is
+    ignored (AP 1), and as a care word it is matched."""
+    assert cleval_image([ring], np.array([True]), [ring]) == CLEvalCounts(images=1)
+    counts = cleval_image([ring], np.array([False]), [ring])
+    assert (counts.char_gt, counts.char_det, counts.char_tp) == (2, 1, 1)
+
+
+def test_line_left_of_a_dont_care_word_is_dropped():
+    """Fuzz case: the don't-care sliver quad minus the care triangle snap-rounds to polygons plus a line, and
+    GEOS could not intersect that with the empty region of the collapsed detection. Now the detection just
+    matches nothing (AP 0): the triangle's 2 characters missed, 1 false-positive character charged."""
+    collapsed = np.array([[6.26406753, 6.26406753], [6.26406753, 1], [6.26406753, 6.26406753], [0, 6.26406753]])
+    triangle = np.array([[1.0, 1], [0, 1], [0, 0]])
+    sliver = np.array([[0.0, 2], [0.5, 0], [1, -1.50314653e-269], [0, 0]])
+    counts = cleval_image([collapsed, triangle, sliver], np.array([True, False, True]), [collapsed])
+    assert (counts.char_gt, counts.char_det, counts.char_tp) == (2, 1, 0)
 
 
 # --- properties ------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import ocrdet.eval.evaluate as evaluate_module
 from ocrdet.data.format import AnnotationError
 from ocrdet.data.predictions import write_predictions
 from ocrdet.eval.cleval import CLEvalCounts, cleval_image
-from ocrdet.eval.evaluate import BackgroundEvaluator, evaluate_files, format_table
+from ocrdet.eval.evaluate import BackgroundEvaluator, evaluate_files, format_table, process_pool
 from ocrdet.eval.iou_hmean import ImageCounts, match_image, match_images
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
 
@@ -180,6 +181,12 @@ def test_background_evaluator_workers_match_inline():
         assert evaluator.counts() == sum(expected_counts(batches[:1]), ImageCounts())
     finally:
         evaluator.close()
+
+
+def test_pool_workers_ignore_ctrl_c():
+    """A terminal's Ctrl-C reaches the evaluator's workers too; only the main process may act on it."""
+    with process_pool(1) as pool:
+        assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
 
 
 def test_background_evaluator_scales_and_cleval():

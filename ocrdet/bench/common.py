@@ -1,0 +1,160 @@
+"""What the reference-vs-ours benchmarks share: the rows and their table and chart, the stage timer, the device
+helpers, and how the reference reads a split (Pillow, full resolution, EXIF applied)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image, ImageOps
+
+from ocrdet.data.format import load_annotations, split_paths
+from ocrdet.data.orientation import ORIENTATION_TAG, orientation_matrix, transform_points
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One line of the table; times in ms per sample, NaN where a pipeline has no such stage."""
+
+    stage: str
+    reference_ms: float
+    ours_ms: float
+
+    @property
+    def reference_per_s(self) -> float:
+        return 1000.0 / self.reference_ms
+
+    @property
+    def ours_per_s(self) -> float:
+        return 1000.0 / self.ours_ms
+
+    @property
+    def speedup(self) -> float:
+        """Reference time over ours (NaN where one is missing)."""
+        return self.reference_ms / self.ours_ms
+
+
+class Timer:
+    """Adds the wall time of ``with timer(stage):`` blocks per stage."""
+
+    def __init__(self, stages: Sequence[str]) -> None:
+        self.seconds = dict.fromkeys(stages, 0.0)
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.seconds[stage] += time.perf_counter() - start
+
+
+def device() -> torch.device | None:
+    """The GPU when there is one, else None (tensors stay on the CPU)."""
+    return torch.device("cuda") if torch.cuda.is_available() else None
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work, so that a timed block ends when its work does."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def warm_up_device() -> None:
+    """Create the CUDA context and the pinned-memory allocator before anything is timed."""
+    target = device()
+    if target is not None:
+        torch.zeros(1).pin_memory().to(target)
+        synchronize()
+
+
+@dataclass(frozen=True)
+class ReferenceItem:
+    """One image as the reference reads it: file and stored-frame float32 (N_i, 2) polygons, bool (N,) flags."""
+
+    path: Path
+    polygons: list[np.ndarray]
+    ignore: np.ndarray
+
+
+def reference_items(root: Path, split: str) -> list[ReferenceItem]:
+    """Every annotated image of ``ROOT``'s ``split``, in the annotation file's order."""
+    image_dir, json_path = split_paths(root, split)
+    return [ReferenceItem(image_dir / name, *a.polygons()) for name, a in load_annotations(json_path).images.items()]
+
+
+def reference_decode(item: ReferenceItem) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Pillow, full resolution, EXIF applied; polygons moved into the upright frame."""
+    with Image.open(item.path) as img:
+        matrix = orientation_matrix(img.getexif().get(ORIENTATION_TAG, 1), img.width, img.height)
+        image = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    return image, [transform_points(matrix, p) for p in item.polygons]
+
+
+def apply_with_polygons(
+    transform: A.Compose, image: np.ndarray, polygons: Sequence[np.ndarray]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Run an albumentations chain (xy keypoints) on an image and its polygons; float64 (N_i, 2) polygons out."""
+    out = transform(image=image, keypoints=np.concatenate(polygons) if len(polygons) else np.zeros((0, 2)))
+    points = np.asarray(out["keypoints"], dtype=np.float64)[:, :2]
+    moved = np.split(points, np.cumsum([len(p) for p in polygons])[:-1]) if len(polygons) else []
+    return out["image"], moved
+
+
+def _format(value: float, unit: str = "") -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:,.1f}{unit}" if value < 100 else f"{value:,.0f}{unit}"
+
+
+def format_table(rows: Sequence[BenchRow], unit: str = "sample") -> str:
+    """The rows as a fixed-width text table: ms per ``unit`` and ``unit``s/s per pipeline, and the speedup."""
+    header = ("stage", "reference ms", "reference /s", "ours ms", "ours /s", "speedup")
+    lines = [header] + [
+        (
+            r.stage,
+            _format(r.reference_ms),
+            _format(r.reference_per_s),
+            _format(r.ours_ms),
+            _format(r.ours_per_s),
+            _format(r.speedup, "x"),
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
+    text = [
+        "  ".join(
+            cell.ljust(w) if k == 0 else cell.rjust(w) for k, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    ]
+    text.insert(1, "-" * len(text[0]))
+    return "\n".join(text) + f"\n(ms per {unit}; /s = {unit}s per second; speedup = reference time / ours)"
+
+
+def plot_rows(rows: Sequence[BenchRow], path: Path, unit: str = "sample") -> None:
+    """Horizontal bars of ``unit``s/s per stage (log scale), reference against ours, with the speedups; PNG."""
+    figure = Figure(figsize=(9, 0.7 * len(rows) + 1.5))
+    axes = figure.subplots()
+    y = np.arange(len(rows))
+    reference = [0.0 if math.isnan(r.reference_ms) else r.reference_per_s for r in rows]
+    ours = [r.ours_per_s for r in rows]
+    axes.barh(y - 0.2, reference, height=0.4, label="reference", color="tab:gray")
+    axes.barh(y + 0.2, ours, height=0.4, label="ours", color="tab:blue")
+    for k, row in enumerate(rows):
+        if not math.isnan(row.speedup):
+            label = f"{row.speedup:.1f}x"
+            axes.annotate(label, (ours[k], y[k] + 0.2), xytext=(4, 0), textcoords="offset points", va="center")
+    axes.set_yticks(y, [r.stage for r in rows])
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    axes.set_xlabel(f"{unit}s / s (log scale)")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)

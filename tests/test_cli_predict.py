@@ -1,0 +1,62 @@
+"""``ocrdet predict`` through the CLI entry point: bad images are reported one by one, the good ones still predicted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ocrdet.cli import main
+from ocrdet.data.predictions import read_predictions
+from ocrdet.eval.sweep import load_maps
+from ocrdet.model.dbnet import DBNet, ModelConfig
+from ocrdet.model.postprocess import PostprocessConfig
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained small DBNet; thresholds 0 make it find at least one polygon on any image."""
+    config = ModelConfig(backbone="resnet10t", inner_channels=16, neck_channels=16)
+    model = DBNet(config)
+    hparams = {
+        "model": asdict(config),
+        "postprocess": asdict(PostprocessConfig(thresh=0.0, box_thresh=0.0)),
+        "input_size": 128,
+    }
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
+    return path
+
+
+def image_folder(folder: Path) -> Path:
+    """a_truncated.jpg (first half of a JPEG), b_good.jpg, c_text.jpg (a text file): the good one in between."""
+    folder.mkdir()
+    image = np.random.default_rng(0).integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    jpeg = cv2.imencode(".jpg", image)[1].tobytes()
+    (folder / "a_truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (folder / "b_good.jpg").write_bytes(jpeg)
+    (folder / "c_text.jpg").write_text("not an image\n")
+    return folder
+
+
+def test_predict_goes_on_past_bad_images_and_exits_1(checkpoint, tmp_path, capsys):
+    images = image_folder(tmp_path / "images")
+    out, overlays, maps = tmp_path / "preds.csv", tmp_path / "overlays", tmp_path / "maps.npz"
+    argv = ["predict", str(checkpoint), str(images), "--out", str(out), "--overlay", str(overlays)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--save-maps", str(maps)])
+    assert exit_info.value.code == "ocrdet predict: 2 of 3 images could not be read"  # a message: exit status 1
+    captured = capsys.readouterr()
+    truncated, text = [line for line in captured.err.splitlines() if line.startswith("error ")]  # not tqdm's bar
+    assert truncated.startswith(f"error {images / 'a_truncated.jpg'}: corrupt JPEG: ")  # libjpeg words the rest
+    assert text == f"error {images / 'c_text.jpg'}: not an image file in a known format"
+    assert " polygons in 1 images -> " in captured.out
+    predictions = read_predictions(out)
+    assert list(predictions) == ["b_good.jpg"] and len(predictions["b_good.jpg"]) >= 1
+    assert [p.name for p in overlays.iterdir()] == ["b_good.png"]
+    assert load_maps(maps).names == ["b_good.jpg"]
