@@ -1,7 +1,6 @@
 import hashlib
 import os
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,22 +13,8 @@ from ocrdet.data import cache as cache_module
 from ocrdet.data.cache import CACHE_VERSION, IMAGES, INDEX, MANIFEST, POINTS, WORDS, CacheError, CacheSource, open_cache
 from ocrdet.data.prepare import CacheConfig, cache_key, prepare_cache
 from ocrdet.data.sources import FolderSource, Sample
-from ocrdet.data.synth import generate_dataset
 
 CONFIG = CacheConfig(long_side=320)
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("receipts")
-    generate_dataset(root, n_train=6, n_val=0, seed=1)
-    return root
-
-
-@pytest.fixture
-def root(pristine: Path, tmp_path: Path) -> Path:
-    """A copy of the data set that a test may modify."""
-    return Path(shutil.copytree(pristine, tmp_path / "data", copy_function=shutil.copy2))
 
 
 def _assert_same(got: Sample, want: Sample) -> None:

@@ -15,23 +15,9 @@ from ocrdet.data.check import DataCheckError, check_dataset
 from ocrdet.data.format import AnnotationError
 from ocrdet.data.prepare import CacheConfig, cache_key, estimate_bytes, find_or_build, prepare_cache
 from ocrdet.data.sources import FolderSource
-from ocrdet.data.synth import generate_dataset
 from ocrdet.data.targets import TargetConfig, make_db_targets
 
 CONFIG = CacheConfig(long_side=320, val_size=160, targets=TargetConfig(min_text_size=2.0))
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("receipts")
-    generate_dataset(root, n_train=4, n_val=3, seed=1)
-    return root
-
-
-@pytest.fixture
-def root(pristine: Path, tmp_path: Path) -> Path:
-    """A copy of the data set that a test may modify."""
-    return Path(shutil.copytree(pristine, tmp_path / "data", copy_function=shutil.copy2))
 
 
 def test_one_or_two_workers_write_the_same_files(pristine: Path, tmp_path: Path) -> None:
