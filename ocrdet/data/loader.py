@@ -12,7 +12,6 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import lightning as L
 import numpy as np
 import torch
@@ -142,11 +141,12 @@ class AugmentRandom:
 
 
 def init_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``. Workers ignore Ctrl-C, which a terminal sends to them too: the main process
+    """DataLoader ``worker_init_fn``: workers ignore Ctrl-C, which a terminal sends to them too; the main process
     decides what happens (``ocrdet.train.checkpointing.StopOnSignal`` saves a checkpoint) and stops them.
-    OpenCV runs single-threaded in each, as torch does: the workers already share out the cores."""
+
+    (OpenCV's thread count is left alone: ``cv2.setNumThreads`` in a forked worker can hang for good, waiting for
+    the parent's pool threads, which a fork does not copy.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cv2.setNumThreads(1)
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
