@@ -28,6 +28,7 @@ import numpy as np
 from ocrdet.data.arrays import split_rows
 from ocrdet.data.check import Problem, read_skip_report
 from ocrdet.data.sources import Sample
+from ocrdet.data.targets import MAP_KEYS
 
 CACHE_VERSION = 2
 """Bump when the layout or the content of a cache changes; older caches are then rebuilt."""
@@ -39,7 +40,6 @@ WORDS = "words.npy"
 POINTS = "points.npy"
 TARGETS = "targets.npy"
 SKIPPED = "skipped.json"
-MAP_KEYS = ("prob", "prob_mask", "thresh", "thresh_mask")
 TARGET_DTYPE = np.float16
 
 INDEX_DTYPE = np.dtype(

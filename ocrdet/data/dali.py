@@ -27,14 +27,13 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from ocrdet.data.augment import sample_warp, transform_polygons, warp_matrix
-from ocrdet.data.cache import MAP_KEYS
 from ocrdet.data.check import Problem, check_dataset, usable_names
 from ocrdet.data.decode import MAX_PIXELS, ImageDecodeError, read_orientation
 from ocrdet.data.format import load_annotations, split_paths
 from ocrdet.data.loader import AugmentRandom, DataConfig, init_worker
 from ocrdet.data.orientation import orientation_matrix
 from ocrdet.data.shards import EncodedSample
-from ocrdet.data.targets import make_db_targets
+from ocrdet.data.targets import MAP_KEYS, make_db_targets
 
 EVAL_KEYS = ("name", "polygons", "ignore", "matrix")
 

@@ -18,13 +18,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ocrdet.data.augment import AugmentConfig, color_jitter, letterbox, random_warp
-from ocrdet.data.cache import MAP_KEYS
 from ocrdet.data.check import DEFAULT_POLICY, POLICIES, Problem
 from ocrdet.data.decode import ImageDecodeError
 from ocrdet.data.format import AnnotationError
 from ocrdet.data.prepare import CacheConfig
 from ocrdet.data.sources import Sample
-from ocrdet.data.targets import MAP_DTYPES, TargetConfig, make_db_targets
+from ocrdet.data.targets import MAP_DTYPES, MAP_KEYS, TargetConfig, make_db_targets
 
 
 class BadSampleError(ValueError):

@@ -32,7 +32,7 @@ from ocrdet.data.loader import DataConfig, DetectionDataset, collate, init_worke
 from ocrdet.data.shards import INDEX, EncodedSample, ShardError, decode_sample, read_index, read_shard, shard_name
 
 ItemFn = Callable[[EncodedSample], dict[str, Any]]
-"""(encoded sample, index for its random draws) -> one item of a batch."""
+"""Encoded sample -> one item of a batch (training draws come from the item maker's ``AugmentRandom``)."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ from ocrdet.data.arrays import split_rows
 
 MAP_DTYPES = {"prob": np.uint8, "prob_mask": np.uint8, "thresh": np.float32, "thresh_mask": np.uint8}
 """dtype of each map ``make_db_targets`` returns."""
+MAP_KEYS = tuple(MAP_DTYPES)
+"""The maps, in the order batches and validation caches keep them."""
 
 
 @dataclass(frozen=True)
