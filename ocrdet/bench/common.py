@@ -16,8 +16,10 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
+from ocrdet.data.cache import CacheSource
 from ocrdet.data.format import load_annotations, split_paths
 from ocrdet.data.orientation import ORIENTATION_TAG, orientation_matrix, transform_points
+from ocrdet.data.prepare import CacheConfig, prepare_cache
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,27 @@ class Timer:
         start = time.perf_counter()
         yield
         self.seconds[stage] += time.perf_counter() - start
+
+
+def stage_rows(
+    reference: dict[str, float], reference_count: int, ours: dict[str, float], ours_count: int, total: str
+) -> list[BenchRow]:
+    """One row per stage of the (equal-keyed) seconds-per-stage dicts, in ms per item (sample or image), then
+    their sum labelled ``total``."""
+    rows = [BenchRow(s, 1000 * reference[s] / reference_count, 1000 * ours[s] / ours_count) for s in reference]
+    return [*rows, BenchRow(total, sum(r.reference_ms for r in rows), sum(r.ours_ms for r in rows))]
+
+
+def timed_prepare(
+    root: Path, split: str, cache_dir: Path, config: CacheConfig, with_targets: bool = False
+) -> tuple[CacheSource, float]:
+    """The prepared cache of ``split`` and what preparing it cost, in ms per image (its own row, not in totals)."""
+    start = time.perf_counter()
+    source = CacheSource(prepare_cache(root, split, cache_dir, config, with_targets=with_targets))
+    return source, 1000 * (time.perf_counter() - start) / len(source)
+
+
+PREPARE_ROW = "prepare (one-off, not in totals)"
 
 
 def device() -> torch.device | None:

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ocrdet.bench.common import (
+    PREPARE_ROW,
     BenchRow,
     ReferenceItem,
     Timer,
@@ -35,14 +36,16 @@ from ocrdet.bench.common import (
     plot_rows,
     reference_decode,
     reference_items,
+    stage_rows,
     synchronize,
+    timed_prepare,
     warm_up_device,
 )
 from ocrdet.bench.reference import reference_db_targets
 from ocrdet.data.augment import AugmentConfig, color_jitter, random_warp
 from ocrdet.data.cache import CacheSource
 from ocrdet.data.loader import MAP_KEYS, DetectionDataset, collate
-from ocrdet.data.prepare import CacheConfig, prepare_cache
+from ocrdet.data.prepare import CacheConfig
 from ocrdet.data.sources import Sample
 from ocrdet.data.synth import generate_dataset
 from ocrdet.data.targets import TargetConfig, make_db_targets
@@ -195,33 +198,23 @@ def _loader_rate(dataset: Dataset, batch_size: int, workers: int, collate_fn: An
     return len(dataset) / (time.perf_counter() - start)
 
 
-def _rows(reference: PipelineRun, ours: PipelineRun) -> list[BenchRow]:
-    rows = [
-        BenchRow(s, 1000 * reference.seconds[s] / reference.samples, 1000 * ours.seconds[s] / ours.samples)
-        for s in STAGES
-    ]
-    total = BenchRow("total, 1 process", sum(r.reference_ms for r in rows), sum(r.ours_ms for r in rows))
-    return [*rows, total]
-
-
 def _compare(root: Path, split: str, n: int, size: int, batch_size: int, workers: int, cache: Path) -> list[BenchRow]:
     warm_up_device()
     items = reference_items(root, split)
     indices = [k % len(items) for k in range(n)]
-    start = time.perf_counter()
-    source = CacheSource(prepare_cache(root, split, cache, CacheConfig()))
-    prepare_ms = 1000 * (time.perf_counter() - start) / len(items)
+    source, prepare_ms = timed_prepare(root, split, cache, CacheConfig())
     chosen = [items[i] for i in indices]
     run_reference(chosen[:1], size, 1)  # warm-up: first-call costs (numba's runtime, lazy imports) are not timed
     run_ours(source, indices[:1], size, 1)
-    rows = _rows(run_reference(chosen, size, batch_size), run_ours(source, indices, size, batch_size))
+    reference, ours = run_reference(chosen, size, batch_size), run_ours(source, indices, size, batch_size)
+    rows = stage_rows(reference.seconds, reference.samples, ours.seconds, ours.samples, "total, 1 process")
     if workers > 0:
         pin = torch.cuda.is_available()
         ref_rate = _loader_rate(_ReferenceDataset(chosen, size), batch_size, workers, default_collate, pin)
         ours_set = DetectionDataset(_Subset(source, indices), True, AugmentConfig(size=size), TargetConfig())
         ours_rate = _loader_rate(ours_set, batch_size, workers, collate, pin)
         rows.append(BenchRow(f"total, DataLoader {workers} workers", 1000 / ref_rate, 1000 / ours_rate))
-    rows.append(BenchRow("prepare (one-off, not in totals)", math.nan, prepare_ms))
+    rows.append(BenchRow(PREPARE_ROW, math.nan, prepare_ms))
     return rows
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ import torch
 from torch.utils.data import default_collate
 
 from ocrdet.bench.common import (
+    PREPARE_ROW,
     BenchRow,
     ReferenceItem,
     Timer,
@@ -53,15 +53,17 @@ from ocrdet.bench.common import (
     plot_rows,
     reference_decode,
     reference_items,
+    stage_rows,
     synchronize,
+    timed_prepare,
     warm_up_device,
 )
 from ocrdet.bench.reference import reference_db_targets
 from ocrdet.bench.reference_iou import reference_match_image
 from ocrdet.data.augment import AugmentConfig
-from ocrdet.data.cache import MAP_KEYS, CacheSource
+from ocrdet.data.cache import MAP_KEYS
 from ocrdet.data.loader import DetectionDataset, collate
-from ocrdet.data.prepare import CacheConfig, prepare_cache
+from ocrdet.data.prepare import CacheConfig
 from ocrdet.data.synth import generate_dataset
 from ocrdet.data.targets import TargetConfig
 from ocrdet.eval.evaluate import BackgroundEvaluator
@@ -235,15 +237,6 @@ def _warm_up(model: _Model, evaluator: BackgroundEvaluator, size: int, batch_siz
     evaluator.reset()
 
 
-def _rows(reference: EpochRun, ours: EpochRun, prepare_ms: float) -> list[BenchRow]:
-    rows = [
-        BenchRow(s, 1000 * reference.seconds[s] / reference.images, 1000 * ours.seconds[s] / ours.images)
-        for s in STAGES
-    ]
-    total = BenchRow("total", sum(r.reference_ms for r in rows), sum(r.ours_ms for r in rows))
-    return [*rows, total, BenchRow("prepare (one-off, not in totals)", math.nan, prepare_ms)]
-
-
 def _choose_maps(maps: str, checkpoint: Path | None) -> str:
     if maps not in MAP_SOURCES:
         raise ValueError(f"maps must be one of {', '.join(MAP_SOURCES)}, got {maps!r}")
@@ -259,9 +252,7 @@ def _compare(
     warm_up_device()
     items = reference_items(root, split)
     indices = [k % len(items) for k in range(n)]
-    start = time.perf_counter()
-    source = CacheSource(prepare_cache(root, split, cache, CacheConfig(val_size=size), with_targets=True))
-    prepare_ms = 1000 * (time.perf_counter() - start) / len(items)
+    source, prepare_ms = timed_prepare(root, split, cache, CacheConfig(val_size=size), with_targets=True)
     dataset = DetectionDataset(source, False, AugmentConfig(size=size), TargetConfig(), eval_size=size)
     model, use_target = load_model(checkpoint), maps == "target"
     evaluator = BackgroundEvaluator(model.postprocess, workers=EVAL_WORKERS)
@@ -271,7 +262,8 @@ def _compare(
         ours = run_ours(dataset, indices, model, batch_size, evaluator, use_target)
     finally:
         evaluator.close()
-    return ValBench(_rows(reference, ours, prepare_ms), reference, ours, maps)
+    rows = stage_rows(reference.seconds, reference.images, ours.seconds, ours.images, "total")
+    return ValBench([*rows, BenchRow(PREPARE_ROW, math.nan, prepare_ms)], reference, ours, maps)
 
 
 def bench_val(
