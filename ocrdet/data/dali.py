@@ -24,7 +24,7 @@ import numpy as np
 import simplejpeg
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ocrdet.data.augment import sample_warp, transform_polygons, warp_matrix
 from ocrdet.data.check import Problem, check_dataset, usable_names
@@ -33,6 +33,7 @@ from ocrdet.data.format import load_annotations, split_paths
 from ocrdet.data.loader import AugmentRandom, DataConfig, init_worker
 from ocrdet.data.orientation import orientation_matrix
 from ocrdet.data.shards import EncodedSample
+from ocrdet.data.shared_batch import stack_batch
 from ocrdet.data.targets import MAP_KEYS, make_db_targets
 
 EVAL_KEYS = ("name", "polygons", "ignore", "matrix")
@@ -104,10 +105,8 @@ def _warp_polygons(polygons: list[np.ndarray], matrix: np.ndarray, size: int) ->
 
 def collate_encoded(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack the maps; DALI's inputs and the evaluation keys stay per-image lists."""
-    batch: dict[str, Any] = {k: default_collate([it[k] for it in items]) for k in MAP_KEYS}
-    for key in items[0].keys() - set(MAP_KEYS):
-        batch[key] = [it[key] for it in items]
-    return batch
+    rest = {key: [it[key] for it in items] for key in items[0].keys() - set(MAP_KEYS)}
+    return stack_batch({key: [it[key] for it in items] for key in MAP_KEYS}, rest)
 
 
 def _pipeline(train: bool, size: int, batch_size: int, threads: int, device_id: int | None) -> Any:

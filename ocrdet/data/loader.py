@@ -15,13 +15,14 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 
 from ocrdet.data.augment import AugmentConfig, color_jitter, letterbox, random_warp
 from ocrdet.data.check import DEFAULT_POLICY, POLICIES, Problem
 from ocrdet.data.decode import ImageDecodeError
 from ocrdet.data.format import AnnotationError
 from ocrdet.data.prepare import CacheConfig
+from ocrdet.data.shared_batch import stack_batch
 from ocrdet.data.sources import Sample
 from ocrdet.data.targets import MAP_DTYPES, MAP_KEYS, TargetConfig, make_db_targets
 
@@ -150,12 +151,9 @@ def init_worker(worker_id: int) -> None:
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack tensors; keep per-image polygons, flags, names and matrices as lists; join the ``skipped`` lists."""
-    # default_collate stacks straight into shared memory in a DataLoader worker, saving a copy per batch.
-    batch: dict[str, Any] = {k: default_collate([it[k] for it in items]) for k in ("image", *MAP_KEYS)}
-    for key in ("name", "polygons", "ignore", "matrix"):
-        batch[key] = [it[key] for it in items]
-    batch["skipped"] = [entry for it in items for entry in it["skipped"]]
-    return batch
+    rest: dict[str, Any] = {key: [it[key] for it in items] for key in ("name", "polygons", "ignore", "matrix")}
+    rest["skipped"] = [entry for it in items for entry in it["skipped"]]
+    return stack_batch({key: [it[key] for it in items] for key in ("image", *MAP_KEYS)}, rest)
 
 
 @dataclass
