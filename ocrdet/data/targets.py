@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import cv2
 import numba
@@ -84,14 +85,13 @@ def check_target_inputs(
     flags = np.asarray(ignore)
     if flags.ndim != 1 or len(flags) != len(polygons):
         raise ValueError(f"ignore must be a flat array with one flag per polygon ({len(polygons)}), got {flags.shape}")
-    out = []
-    for i, polygon in enumerate(polygons):
-        points = np.array(polygon, dtype=np.float64)
+    out = [np.array(polygon, dtype=np.float64) for polygon in polygons]
+    for i, points in enumerate(out):
         if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 3:
             raise ValueError(f"polygon {i}: expected an (N, 2) array with N >= 3 points, got shape {points.shape}")
-        if not np.isfinite(points).all():
-            raise ValueError(f"polygon {i}: coordinates must be finite, got {points.tolist()}")
-        out.append(points)
+    if out and not np.isfinite(np.concatenate(out)).all():
+        i = next(i for i, points in enumerate(out) if not np.isfinite(points).all())
+        raise ValueError(f"polygon {i}: coordinates must be finite, got {out[i].tolist()}")
     return out, flags.astype(bool)
 
 
@@ -104,17 +104,17 @@ def offset_polygons(polygons: Sequence[np.ndarray], distances: np.ndarray) -> li
     """
     if not len(polygons):
         return []
-    counts = np.array([len(p) for p in polygons])
-    ends = np.cumsum(counts).tolist()
     points = np.concatenate(polygons).astype(np.int64).tolist()
-    offset, found = pyclipper.PyclipperOffset(), []
-    for start, end, distance in zip([0, *ends[:-1]], ends, distances.tolist(), strict=True):
+    offset, found, start = pyclipper.PyclipperOffset(), [], 0
+    for polygon, distance in zip(polygons, distances.tolist(), strict=True):
         offset.Clear()
-        offset.AddPath(points[start:end], pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
+        offset.AddPath(points[start : start + len(polygon)], pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
+        start += len(polygon)
         paths = offset.Execute(distance)
         found.append(paths[0] if paths else [])
     sizes = [len(path) for path in found]
-    flat = np.array([point for path in found for point in path], dtype=np.int32).reshape(-1, 2)
+    coordinates = chain.from_iterable(chain.from_iterable(found))
+    flat = np.fromiter(coordinates, dtype=np.int32, count=2 * sum(sizes)).reshape(-1, 2)
     pieces = split_rows(flat, np.cumsum(sizes)[:-1])
     return [piece if size else None for piece, size in zip(pieces, sizes, strict=True)]
 
@@ -171,7 +171,9 @@ def _draw_targets(
     outer = offset_polygons([polys[i] for i in shrinkable], distance[shrinkable])
     bordered = [i for i, path in zip(shrinkable, outer, strict=True) if path is not None]
     dilated = [path for path in outer if path is not None]
-    dropped = [polys[i].astype(np.int32) for i in np.setdiff1d(np.arange(len(polys)), shrinkable)]
+    unshrunk = np.ones(len(polys), dtype=bool)
+    unshrunk[shrinkable] = False
+    dropped = [polys[i].astype(np.int32) for i in np.flatnonzero(unshrunk)]
     fill_polygons(prob_mask, dropped, 0)
     fill_polygons(prob, shrunk, 1)
     fill_polygons(thresh_mask, dilated, 1)
@@ -181,24 +183,13 @@ def _draw_targets(
 
 
 def fill_polygons(canvas: np.ndarray, polygons: list[np.ndarray], value: int) -> None:
-    """Paint every int32 (M, 2) polygon with ``value``, as one ``cv2.fillPoly`` call per polygon would.
+    """Paint every int32 (M, 2) polygon with ``value``, one ``cv2.fillPoly`` call each.
 
-    One ``cv2.fillPoly`` call with several polygons leaves their overlaps unpainted (even-odd rule), so the
-    polygons are split into groups whose bounding boxes do not overlap, and each group is painted in one call.
+    (One call with several polygons would leave their overlaps unpainted: it fills by the even-odd rule. Grouping
+    polygons whose boxes don't overlap into one call was tried: the grouping cost 3x what it saved.)
     """
-    if not polygons:
-        return
-    lows, highs = polygon_boxes(polygons)
-    overlaps = ((lows[:, None] <= highs[None]) & (lows[None] <= highs[:, None])).all(axis=2)
-    remaining = np.ones(len(polygons), dtype=bool)
-    while remaining.any():
-        blocked, group = ~remaining, []
-        for i in np.flatnonzero(remaining):
-            if not blocked[i]:
-                group.append(i)
-                blocked = blocked | overlaps[i]
-        remaining[group] = False
-        cv2.fillPoly(canvas, [polygons[i] for i in group], value)
+    for polygon in polygons:
+        cv2.fillPoly(canvas, [polygon], value)
 
 
 def _canonical_polygons(
