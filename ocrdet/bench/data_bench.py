@@ -14,6 +14,7 @@ Both draw the same kind of random warp (zoom 0.5-2x of the fit scale, +-10 degre
 from __future__ import annotations
 
 import math
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -180,8 +181,8 @@ class _ReferenceDataset(Dataset):
         return _reference_item(self.transform, self.items[index], self.size, Timer(STAGES))
 
 
-def _loader_rate(dataset: Dataset, batch_size: int, workers: int, collate_fn: Any, pin: bool) -> float:
-    """Samples/s of one DataLoader epoch after a warm-up epoch (worker start-up excluded)."""
+def _loader_rate(dataset: Dataset, batch_size: int, workers: int, collate_fn: Any, pin: bool, epochs: int = 3) -> float:
+    """Samples/s of a DataLoader epoch, the median of ``epochs`` after a warm-up epoch (worker start-up excluded)."""
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -192,10 +193,13 @@ def _loader_rate(dataset: Dataset, batch_size: int, workers: int, collate_fn: An
     )
     for _ in loader:
         pass
-    start = time.perf_counter()
-    for _ in loader:
-        pass
-    return len(dataset) / (time.perf_counter() - start)
+    rates = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for _ in loader:
+            pass
+        rates.append(len(dataset) / (time.perf_counter() - start))
+    return statistics.median(rates)
 
 
 def _compare(root: Path, split: str, n: int, size: int, batch_size: int, workers: int, cache: Path) -> list[BenchRow]:
