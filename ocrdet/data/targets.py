@@ -17,8 +17,8 @@ pixel from the border map, on a zero-length edge's vertex and at some pixels exa
 reference, those pixels get their true value (repeated consecutive vertices are merged first).
 
 Where the time goes: the polygon bookkeeping is done once for all polygons in NumPy; pyclipper offsets them through
-one object; ``cv2.fillPoly`` paints groups of polygons whose boxes do not overlap in one call; the border map, the
-only per-pixel work, is one compiled numba loop (``_border_kernel``) with no temporaries.
+one object; the border map, the only per-pixel work, is one compiled numba loop (``_border_kernel``) with no
+temporaries, which visits for each edge only the pixels near enough to it to change the map.
 
 The per-polygon, per-edge textbook version is ``ocrdet.bench.reference.reference_db_targets``; tests compare both.
 """
@@ -272,6 +272,7 @@ def _border_kernel(
         first, n = starts[i], counts[i]
         x0, y0, x1, y1 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
         height, width = y1 - y0 + 1, x1 - x0 + 1
+        reach = distance[i] + 2.0
         nearest = np.full((height, width), np.inf)
         for k in range(n):
             ax, ay = points[first + k, 0], points[first + k, 1]
@@ -281,16 +282,27 @@ def _border_kernel(
             edge = ex * ex + ey * ey
             norm = np.sqrt(edge)
             ux, uy = ex / norm, ey / norm
-            for row in range(height):
-                dya, dyb = (y0 + row) - ay, (y0 + row) - by
-                line = nearest[row]
-                for column in range(width):
-                    dxa, dxb = (x0 + column) - ax, (x0 + column) - bx
+            # Only pixels within ``reach`` of the segment can get a border value from this edge (DB's distance is
+            # at least the distance to the segment): its box widened by ``reach``, and per row the columns within
+            # ``reach`` of the line AB.
+            row_lo, row_hi = max(y0, int(np.floor(min(ay, by) - reach))), min(y1, int(np.ceil(max(ay, by) + reach)))
+            box_lo, box_hi = max(x0, int(np.floor(min(ax, bx) - reach))), min(x1, int(np.ceil(max(ax, bx) + reach)))
+            for y in range(row_lo, row_hi + 1):
+                dya, dyb = y - ay, y - by
+                lo, hi = box_lo, box_hi
+                if abs(uy) > 1e-9:
+                    c0, c1 = ax + (ux * dya - reach) / uy, ax + (ux * dya + reach) / uy
+                    lo, hi = max(lo, int(np.floor(min(c0, c1)))), min(hi, int(np.ceil(max(c0, c1))))
+                elif abs(ux * dya) > reach:
+                    continue
+                line = nearest[y - y0]
+                for x in range(lo, hi + 1):
+                    dxa, dxb = x - ax, x - bx
                     to_start = dxa * dxa + dya * dya
                     to_end = dxb * dxb + dyb * dyb
                     across = ux * dya - uy * dxa
                     squared = min(to_start, to_end) if edge - to_start - to_end < 0 else across * across
-                    line[column] = min(line[column], squared)
+                    line[x - x0] = min(line[x - x0], squared)
         for row in range(height):
             out, squared = thresh[y0 + row, x0 : x1 + 1], nearest[row]  # 1-D rows: numba vectorizes these loops
             for column in range(width):
