@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import get_worker_info
+from torch.utils.data import default_collate, get_worker_info
 
 POOL_SIZE = 4
 """Buffers a worker keeps: the batches it has ahead (``prefetch_factor``, 2 by default) plus those in use."""
@@ -123,7 +123,7 @@ def stack_batch(columns: dict[str, list[torch.Tensor]], rest: dict[str, Any]) ->
     layout = _layout(columns)
     slot = _pool.take(layout)
     if slot is None:
-        return {**{key: torch.utils.data.default_collate(tensors) for key, tensors in columns.items()}, **rest}
+        return {**{key: default_collate(tensors) for key, tensors in columns.items()}, **rest}
     flat = _pool.buffers[slot][0]
     views = _views(flat, layout)
     for key, tensors in columns.items():

@@ -65,6 +65,20 @@ def test_fast_equals_reference_on_overlapping_words(seed: int) -> None:
     assert_targets_equal(polygons, ignore, 320, 288)
 
 
+@pytest.mark.parametrize("slope", [0.0, 1e-12, 1e-9, 3e-9, 1e-6, 1e-3, 0.05])
+def test_fast_equals_reference_on_nearly_axis_aligned_edges(slope: float) -> None:
+    """The border kernel works out per row which columns lie near an edge; near-horizontal and near-vertical
+    edges are where that arithmetic is most delicate."""
+    polygons = []
+    for k, (length, height) in enumerate([(250.0, 12.0), (180.0, 30.0), (40.0, 90.0), (15.0, 220.0)]):
+        x, y = 10.0 + 62.0 * k, 7.5 + 40.0 * k
+        corners = np.array([[0.0, 0.0], [length, 0.0], [length, height], [0.0, height]])
+        tilt = np.array([[1.0, -slope], [slope, 1.0]])  # horizontal edges rise by slope, vertical ones lean
+        polygons.append(corners @ tilt.T + [x, y])  # float64: a float32 would round tiny slopes away
+    polygons += [p[::-1] + 0.25 for p in polygons]
+    assert_targets_equal(polygons, np.zeros(len(polygons), dtype=bool), 320, 300)
+
+
 def star_polygon(center: tuple[float, float], spokes: list[tuple[float, float]]) -> np.ndarray:
     """Simple polygon from (angle, radius) spokes around a centre, in angle order."""
     angles, radii = np.array(sorted(spokes)).T
