@@ -3,6 +3,7 @@
 import csv
 
 import pytest
+from tiny_training import TINY_TRAINING
 
 from ocrdet.cli import main
 from ocrdet.data.format import load_annotations
@@ -24,16 +25,8 @@ def test_train_predict_evaluate(synth_root, tmp_path, capsys):
             f"data.root={synth_root}",
             f"run_dir={run}",
             "data.cache=false",
-            "data.num_workers=0",
-            "data.batch_size=2",
-            "data.eval_size=256",
-            "data.augment.size=128",
-            "model.inner_channels=16",
-            "model.neck_channels=16",
-            "trainer.max_epochs=1",
             "trainer.log_every_n_steps=1",
-            "trainer.enable_progress_bar=false",
-            "eval_workers=0",
+            *TINY_TRAINING,
         ]
     )
     assert "best checkpoint" in capsys.readouterr().out

@@ -5,6 +5,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+from tiny_training import TINY_TRAINING
 
 pytest.importorskip("nvidia.dali", reason="data.backend=dali needs nvidia-dali-cuda120")
 
@@ -103,15 +104,7 @@ def test_training_streams_shards_through_dali(root, tmp_path):
         f"data.val_urls={tmp_path}/shards/val-000000.tar",
         "data.backend=dali",
         f"run_dir={tmp_path / 'run'}",
-        "data.num_workers=0",
-        "data.batch_size=2",
-        "data.eval_size=256",
-        "data.augment.size=128",
-        "model.inner_channels=16",
-        "model.neck_channels=16",
-        "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false",
-        "eval_workers=0",
+        *TINY_TRAINING,
     ]
     assert fit(compose(overrides)).exists()
     metrics = (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text()
