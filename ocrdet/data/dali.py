@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from ocrdet.data.augment import sample_warp, transform_polygons, warp_matrix
 from ocrdet.data.check import Problem, check_dataset, usable_names
 from ocrdet.data.decode import MAX_PIXELS, ImageDecodeError, read_orientation
-from ocrdet.data.format import load_annotations, split_paths
+from ocrdet.data.format import load_selected, split_paths
 from ocrdet.data.loader import AugmentRandom, DataConfig, init_worker
 from ocrdet.data.orientation import orientation_matrix
 from ocrdet.data.shards import EncodedSample
@@ -201,9 +201,9 @@ class EncodedFolder(Dataset):
 
     def __init__(self, root: str | Path, split: str, items: GeometryItems, names: Sequence[str] | None = None) -> None:
         self.image_dir, json_path = split_paths(root, split)
-        images = load_annotations(json_path).images
-        self.names = list(images) if names is None else list(names)
-        self.annotations = [images[name].polygons() for name in self.names]
+        images = load_selected(json_path, names)
+        self.names = list(images)
+        self.annotations = [annotation.polygons() for annotation in images.values()]
         self.items = items
 
     def __len__(self) -> int:

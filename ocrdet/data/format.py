@@ -15,6 +15,7 @@ import json
 import math
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -229,6 +230,18 @@ def read_json(path: str | Path) -> Any:
 def load_annotations(path: str | Path) -> Annotations:
     """Read and validate an annotation JSON file (strict: see ``parse_annotations``)."""
     return parse_annotations(read_json(path), source=str(Path(path)))
+
+
+def load_selected(path: str | Path, names: Sequence[str] | None = None) -> dict[str, ImageAnnotation]:
+    """{name: annotation} of ``names`` in that order (the images a data check kept: each must have valid
+    annotations, the rest of the file may not), or of every image, and then the whole file must be valid."""
+    if names is None:
+        return load_annotations(path).images
+    images = validate_annotations(read_json(path))[0].images
+    invalid = [name for name in names if name not in images]
+    if invalid:
+        raise AnnotationError(f"{path}: no valid annotations for {invalid[:5]} ({len(invalid)} images)")
+    return {name: images[name] for name in names}
 
 
 def save_annotations(annotations: Annotations, path: str | Path) -> None:

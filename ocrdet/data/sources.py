@@ -17,7 +17,7 @@ import numpy as np
 
 from ocrdet.data.check import Problem, check_dataset, usable_names
 from ocrdet.data.decode import decode_image
-from ocrdet.data.format import AnnotationError, load_annotations, read_json, split_paths, validate_annotations
+from ocrdet.data.format import load_selected, split_paths
 from ocrdet.data.orientation import transform_points
 
 
@@ -90,18 +90,11 @@ class FolderSource:
         skipped: Sequence[Problem] = (),
     ) -> None:
         self.image_dir, json_path = split_paths(root, split)
-        if names is None:
-            images = load_annotations(json_path).images
-            names = list(images)
-        else:
-            images = validate_annotations(read_json(json_path))[0].images
-            invalid = [name for name in names if name not in images]
-            if invalid:
-                raise AnnotationError(f"{json_path}: no valid annotations for {invalid[:5]} ({len(invalid)} images)")
-        self.names = list(names)
+        images = load_selected(json_path, names)
+        self.names = list(images)
         self.long_side = long_side
         self.skipped = list(skipped)
-        self._annotations = [images[name].polygons() for name in self.names]
+        self._annotations = [annotation.polygons() for annotation in images.values()]
 
     def __len__(self) -> int:
         return len(self.names)

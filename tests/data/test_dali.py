@@ -126,3 +126,21 @@ def test_folder_datamodule_checks_the_data_first(root, tmp_path):
     names = [n for batch in module.val_dataloader() for n in batch["name"]]
     assert sorted(names) == [f"val_{i:05d}.jpg" for i in range(6) if i != 2]
     assert [p.file for p in module.skipped()["val"]] == ["val_00002.jpg"] and module.skipped()["train"] == []
+
+
+def test_folder_datamodule_skips_an_image_with_invalid_annotations(root, tmp_path):
+    """With ``skip``, one image's bad word leaves that image out; the rest of the annotation file still loads."""
+    import json
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(root, copy)
+    path = copy / "jsons" / "val.json"
+    data = json.loads(path.read_text())
+    word = next(iter(data["images"]["val_00001.jpg"]["words"].values()))
+    word["points"] = word["points"][:2]
+    path.write_text(json.dumps(data))
+    module = DaliFolderDataModule(DataConfig(**{**vars(CONFIG), "on_bad_sample": "skip"}), copy)
+    names = [n for batch in module.val_dataloader() for n in batch["name"]]
+    assert sorted(names) == [f"val_{i:05d}.jpg" for i in range(6) if i != 1]
+    assert [p.file for p in module.skipped()["val"]] == ["val_00001.jpg"]
