@@ -28,7 +28,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ocrdet.data.augment import sample_warp, transform_polygons, warp_matrix
 from ocrdet.data.check import Problem, check_dataset, usable_names
-from ocrdet.data.decode import MAX_PIXELS, ImageDecodeError, read_orientation
+from ocrdet.data.decode import (
+    JPEG_START,
+    MAX_PIXELS,
+    ImageDecodeError,
+    read_image_bytes,
+    read_orientation,
+    too_large,
+)
 from ocrdet.data.format import load_selected, split_paths
 from ocrdet.data.loader import AugmentRandom, DataConfig, init_worker
 from ocrdet.data.orientation import orientation_matrix
@@ -42,7 +49,7 @@ EVAL_KEYS = ("name", "polygons", "ignore", "matrix")
 def upright_size(data: bytes) -> tuple[int, int, np.ndarray]:
     """(height, width) of the upright image and the 3x3 stored -> upright matrix, from the header only."""
     try:
-        if data[:2] == b"\xff\xd8":
+        if data[:2] == JPEG_START:
             height, width, _, _ = simplejpeg.decode_jpeg_header(data)
         else:
             with Image.open(io.BytesIO(data)) as img:
@@ -50,7 +57,7 @@ def upright_size(data: bytes) -> tuple[int, int, np.ndarray]:
     except (ValueError, UnidentifiedImageError, OSError) as exc:
         raise ImageDecodeError(f"unreadable image header: {exc}") from None
     if height * width > MAX_PIXELS:
-        raise ImageDecodeError(f"{height}x{width} pixels exceeds the limit of {MAX_PIXELS}")
+        raise too_large(height, width)
     orientation = read_orientation(data)
     matrix = orientation_matrix(orientation, width, height)
     return (width, height, matrix) if orientation >= 5 else (height, width, matrix)
@@ -210,11 +217,8 @@ class EncodedFolder(Dataset):
         return len(self.names)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        name, path = self.names[index], self.image_dir / self.names[index]
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ImageDecodeError(f"{path}: cannot read: {exc.strerror}") from None
+        name = self.names[index]
+        data = read_image_bytes(self.image_dir / name)
         polygons, ignore = self.annotations[index]
         return self.items(EncodedSample(data, polygons, ignore, name, np.eye(3), str(index)))
 

@@ -65,7 +65,8 @@ def read_orientation(data: bytes) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _too_large(height: int, width: int) -> ImageDecodeError:
+def too_large(height: int, width: int) -> ImageDecodeError:
+    """The error for an image of more than ``MAX_PIXELS`` stored pixels."""
     return ImageDecodeError(f"{width}x{height} pixels exceeds the limit of {MAX_PIXELS} (decompression bomb?)")
 
 
@@ -78,7 +79,7 @@ def _decode_jpeg(data: bytes, min_long_side: int | None) -> tuple[np.ndarray, tu
     if colorspace not in ("RGB", "YCbCr", "Gray"):
         return None
     if height * width > MAX_PIXELS:
-        raise _too_large(height, width)
+        raise too_large(height, width)
     min_h = min_w = 0
     if min_long_side:
         ratio = min(1.0, min_long_side / max(height, width))
@@ -97,7 +98,7 @@ def _decode_pillow(data: bytes) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is the limit here
             with Image.open(io.BytesIO(data)) as img:
                 if img.width * img.height > MAX_PIXELS:
-                    raise _too_large(img.height, img.width)
+                    raise too_large(img.height, img.width)
                 if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                     array = np.asarray(img, dtype=np.float64)
                     scale = 255.0 / max(float(array.max()), 1.0)
@@ -133,13 +134,18 @@ def decode_bytes(data: bytes, min_long_side: int | None = None) -> DecodedImage:
     return DecodedImage(image, orientation, (width, height), scale @ canonical)
 
 
+def read_image_bytes(path: Path) -> bytes:
+    """The bytes of an image file; ImageDecodeError names the file when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot read: {exc.strerror}") from None
+
+
 def decode_image(path: str | Path, min_long_side: int | None = None) -> DecodedImage:
     """Read and decode one image file; errors name the file."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageDecodeError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_image_bytes(path)
     try:
         return decode_bytes(data, min_long_side)
     except ImageDecodeError as exc:

@@ -17,18 +17,14 @@ truncated or corrupt archives (``ShardError`` names the shard, the member and th
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import io
 import json
-import multiprocessing
-import os
 import re
 import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -38,9 +34,11 @@ import simplejpeg
 import webdataset as wds
 from PIL import Image
 
-from ocrdet.data.decode import ImageDecodeError, decode_bytes, read_orientation
+from ocrdet.atomic import atomic_write_text
+from ocrdet.data.decode import JPEG_START, ImageDecodeError, decode_bytes, read_image_bytes, read_orientation
 from ocrdet.data.format import load_annotations, split_paths
 from ocrdet.data.orientation import transform_points
+from ocrdet.data.parallel import ordered_map, usable_cores
 from ocrdet.data.sources import Sample, resize_long_side
 
 INDEX = "index.json"
@@ -99,7 +97,7 @@ def _upright_bytes(data: bytes, suffix: str) -> tuple[bytes, str, np.ndarray]:
             raise ImageDecodeError(f"unsupported image type .{suffix} (supported: {', '.join(IMAGE_EXTENSIONS)})")
         return data, ext, np.eye(3)
     decoded = decode_bytes(data)
-    if data[:2] == b"\xff\xd8":
+    if data[:2] == JPEG_START:
         return simplejpeg.encode_jpeg(decoded.image, quality=JPEG_QUALITY, colorspace="RGB"), "jpg", decoded.matrix
     buffer = io.BytesIO()
     Image.fromarray(decoded.image).save(buffer, format="PNG")
@@ -109,10 +107,7 @@ def _upright_bytes(data: bytes, suffix: str) -> tuple[bytes, str, np.ndarray]:
 def _encode_one(task: tuple[Path, str, list[np.ndarray], np.ndarray]) -> dict[str, bytes]:
     """One sample's members, minus the key: image bytes and annotation JSON (upright frame)."""
     path, name, polygons, ignore = task
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageDecodeError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_image_bytes(path)
     try:
         image, ext, matrix = _upright_bytes(data, path.suffix.lower().lstrip("."))
     except ImageDecodeError as exc:
@@ -149,7 +144,7 @@ def write_shards(
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{split}-", dir=out))
     try:
-        counts = _write_tmp(tmp, split, tasks, shard_size, workers or os.cpu_count() or 1)
+        counts = _write_tmp(tmp, split, tasks, shard_size, workers or usable_cores())
         for name in counts:
             (tmp / name).replace(out / name)
         _update_index(out, split, counts)
@@ -164,7 +159,7 @@ def write_shards(
 def _write_tmp(tmp: Path, split: str, tasks: list[Any], shard_size: int, workers: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     pattern = str(tmp / SHARD_PATTERN.format(split=split))
-    with _ordered_map(workers) as mapper, wds.ShardWriter(pattern, maxsize=shard_size, verbose=0) as writer:
+    with ordered_map(workers, chunksize=4) as mapper, wds.ShardWriter(pattern, maxsize=shard_size, verbose=0) as writer:
         for i, members in enumerate(mapper(_encode_one, tasks)):
             writer.write({"__key__": f"{i:09d}", **members})
             name = Path(writer.fname).name
@@ -172,26 +167,12 @@ def _write_tmp(tmp: Path, split: str, tasks: list[Any], shard_size: int, workers
     return counts
 
 
-@contextlib.contextmanager
-def _ordered_map(workers: int) -> Iterator[Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]]:
-    """``map`` on one worker, else the ordered ``imap`` of a process pool (forked where available: workers run
-    only file reading, libjpeg and NumPy code)."""
-    if workers <= 1:
-        yield map
-        return
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with multiprocessing.get_context(method).Pool(workers) as pool:
-        yield functools.partial(pool.imap, chunksize=4)
-
-
 def _update_index(out: Path, split: str, counts: dict[str, int]) -> None:
-    """Set ``split``'s entry of ``out/index.json`` (temp file + rename)."""
+    """Set ``split``'s entry of ``out/index.json``, atomically."""
     path = out / INDEX
     index = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"version": 1, "splits": {}}
     index["splits"][split] = {"samples": sum(counts.values()), "shards": counts}
-    tmp = path.with_name(f".{INDEX}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(index, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(index, indent=1))
 
 
 def shard_name(url: str) -> str:
