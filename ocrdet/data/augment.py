@@ -179,11 +179,17 @@ def warp(
     out = cv2.warpAffine(
         image, pixel_matrix(matrix), (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
     )
+    return (out, *warp_polygons(polygons, matrix, size))
+
+
+def warp_polygons(polygons: Sequence[np.ndarray], matrix: np.ndarray, size: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The float32 (N_i, 2) polygons moved by ``matrix`` whose bounding box meets the size x size output, and
+    the int64 indices of those polygons in the input."""
     points, starts = _transform(polygons, matrix)
     boxes = _boxes(points, starts)
     kept = np.flatnonzero((boxes[:, 1] > 0).all(axis=1) & (boxes[:, 0] < size).all(axis=1))
     moved = split_rows(points, starts[1:])
-    return out, [moved[i] for i in kept], kept
+    return [moved[i] for i in kept], kept
 
 
 def random_warp(

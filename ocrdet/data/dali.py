@@ -26,7 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ocrdet.data.augment import sample_warp, transform_polygons, warp_matrix
+from ocrdet.data.augment import sample_warp, transform_polygons, warp_matrix, warp_polygons
 from ocrdet.data.check import Problem, check_dataset, usable_names
 from ocrdet.data.decode import (
     JPEG_START,
@@ -88,7 +88,7 @@ class GeometryItems:
             matrix = warp_matrix(sample_warp(h1, w1, polygons, rng, self.augment), h1, w1)
             alpha = 1.0 + rng.uniform(-self.augment.contrast, self.augment.contrast)
             beta = rng.uniform(-self.augment.brightness, self.augment.brightness)
-            polygons, kept = _warp_polygons(polygons, matrix, self.augment.size)
+            polygons, kept = warp_polygons(polygons, matrix, self.augment.size)
             ignore, size, network = encoded.ignore[kept], self.augment.size, to_image
             item.update(affine=matrix.astype(np.float32), jitter=np.float32([alpha, beta]))
         else:
@@ -100,14 +100,6 @@ class GeometryItems:
         item.update({k: torch.from_numpy(maps[k]) for k in MAP_KEYS})
         item.update(name=encoded.name, polygons=polygons, ignore=ignore, matrix=network @ encoded.matrix)
         return item
-
-
-def _warp_polygons(polygons: list[np.ndarray], matrix: np.ndarray, size: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Polygons moved by ``matrix`` and the indices of those whose bounding box meets the size x size crop
-    (the rule of ``augment.warp``)."""
-    moved = transform_polygons(polygons, matrix)
-    kept = np.array([i for i, p in enumerate(moved) if (p.max(0) > 0).all() and (p.min(0) < size).all()], np.int64)
-    return [moved[i] for i in kept], kept
 
 
 def collate_encoded(items: list[dict[str, Any]]) -> dict[str, Any]:
