@@ -182,7 +182,8 @@ def check_dataset(root: str | Path, split: str, workers: int | None = None) -> C
         data, loaded = None, False
         problems.append(Problem(ANNOTATIONS, str(json_path), None, str(exc).removeprefix(f"{json_path}: ")))
     annotations, issues = validate_annotations(data) if loaded else (Annotations(images={}), [])
-    loaded = loaded and isinstance(data.get("images") if isinstance(data, dict) else None, dict)
+    entries = data.get("images") if isinstance(data, dict) else None
+    loaded = loaded and isinstance(entries, dict)
     problems += [Problem(ANNOTATIONS, i.image or str(json_path), i.word, i.reason, i.fatal) for i in issues]
     if image_dir.is_dir():
         on_disk = _files_on_disk(image_dir)
@@ -211,9 +212,7 @@ def check_dataset(root: str | Path, split: str, workers: int | None = None) -> C
         else:
             sizes[name] = result
     problems += _geometry_problems(annotations, sizes)
-    entries = data.get("images") if isinstance(data, dict) else None
-    count = len(entries) if isinstance(entries, dict) else 0
-    return CheckReport(root, split, annotations, count, on_disk, problems, sizes)
+    return CheckReport(root, split, annotations, len(entries) if loaded else 0, on_disk, problems, sizes)
 
 
 def _count(n: int, noun: str) -> str:

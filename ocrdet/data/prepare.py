@@ -52,7 +52,7 @@ from ocrdet.data.cache import (
     open_cache,
 )
 from ocrdet.data.check import DEFAULT_POLICY, check_dataset, listed_names, usable_names, write_skip_report
-from ocrdet.data.format import AnnotationError, read_json, split_paths, validate_annotations
+from ocrdet.data.format import AnnotationError, read_json, split_paths
 from ocrdet.data.parallel import ordered_map, usable_cores
 from ocrdet.data.sources import load_sample
 from ocrdet.data.targets import TargetConfig, make_db_targets
@@ -306,7 +306,7 @@ def prepare_cache(
     cache_dir.mkdir(parents=True, exist_ok=True)
     _check_space(cache_dir, need)
     _remove_abandoned(cache_dir)
-    annotations = validate_annotations(data)[0].images
+    annotations = report.annotations.images
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{key}-{socket.gethostname()}-{os.getpid()}-", dir=cache_dir))
     try:
         start = time.perf_counter()
