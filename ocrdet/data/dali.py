@@ -190,8 +190,7 @@ class DaliLoader:
 def dali_loader(loader: Iterable[dict[str, Any]], train: bool, config: DataConfig) -> DaliLoader:
     """``loader`` of geometry items -> DaliLoader with the crop / letterbox size and batch size of ``config``."""
     size = config.augment.size if train else config.eval_size
-    batch_size = config.batch_size if train else max(1, config.batch_size // 2)
-    return DaliLoader(loader, train, size, batch_size, max(1, config.num_workers))
+    return DaliLoader(loader, train, size, config.loader_batch_size(train), max(1, config.num_workers))
 
 
 class EncodedFolder(Dataset):
@@ -233,7 +232,7 @@ class DaliFolderDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DaliLoader:
         c = self.config
         dataset = EncodedFolder(self.root, split, GeometryItems(train, c), self.usable[split])
-        batch_size = c.batch_size if train else max(1, c.batch_size // 2)
+        batch_size = c.loader_batch_size(train)
         trainer, sampler = self.trainer, None
         if trainer is not None and trainer.world_size > 1:
             rank, world = trainer.global_rank, trainer.world_size

@@ -177,6 +177,10 @@ class DataConfig:
         if self.on_bad_sample not in POLICIES:
             raise ValueError(f"data.on_bad_sample must be one of {POLICIES}, got {self.on_bad_sample!r}")
 
+    def loader_batch_size(self, train: bool) -> int:
+        """``batch_size`` for training; validation batches are half as large (at least 1)."""
+        return self.batch_size if train else max(1, self.batch_size // 2)
+
 
 class DetectionDataModule(L.LightningDataModule):
     def __init__(self, config: DataConfig, sources: dict[str, Any]) -> None:
@@ -189,7 +193,7 @@ class DetectionDataModule(L.LightningDataModule):
         dataset = DetectionDataset(self.sources[split], train, c.augment, c.targets, c.eval_size, c.on_bad_sample)
         return DataLoader(
             dataset,
-            batch_size=c.batch_size if train else max(1, c.batch_size // 2),
+            batch_size=c.loader_batch_size(train),
             shuffle=train,
             drop_last=train and len(dataset) >= c.batch_size,
             num_workers=c.num_workers,

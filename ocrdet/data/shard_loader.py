@@ -236,7 +236,7 @@ class ShardDataModule(L.LightningDataModule):
             self.shards[train],
             train,
             self.items(train, c),
-            c.batch_size if train else max(1, c.batch_size // 2),
+            c.loader_batch_size(train),
             c.num_workers,
             rank,
             world,
