@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import albumentations as A
 import numpy as np
@@ -20,6 +21,11 @@ from ocrdet.data.cache import CacheSource
 from ocrdet.data.format import load_annotations, split_paths
 from ocrdet.data.orientation import ORIENTATION_TAG, orientation_matrix, transform_points
 from ocrdet.data.prepare import CacheConfig, prepare_cache
+from ocrdet.data.sources import Sample
+from ocrdet.data.synth import generate_dataset
+
+SYNTH_SEED = 0
+"""Seed of the synthetic receipts a bench generates when it is given no data set."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,27 @@ def timed_prepare(
 PREPARE_ROW = "prepare (one-off, not in totals)"
 
 
+def synthetic_receipts(folder: Path, split: str, n: int) -> Path:
+    """``n`` synthetic receipts (seed ``SYNTH_SEED``) generated into split ``split`` of ``folder/synth``."""
+    root = folder / "synth"
+    generate_dataset(root, n_train=n if split == "train" else 0, n_val=n if split == "val" else 0, seed=SYNTH_SEED)
+    return root
+
+
+class SourceView:
+    """Samples ``indices`` of a source (indices may repeat), with the same protocol: ``names``, ``len``, ``get``."""
+
+    def __init__(self, source: CacheSource, indices: Sequence[int]) -> None:
+        self.source, self.indices = source, list(indices)
+        self.names = [source.names[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def get(self, index: int) -> Sample:
+        return self.source.get(self.indices[index])
+
+
 def device() -> torch.device | None:
     """The GPU when there is one, else None (tensors stay on the CPU)."""
     return torch.device("cuda") if torch.cuda.is_available() else None
@@ -87,6 +114,16 @@ def synchronize() -> None:
     """Wait for queued GPU work, so that a timed block ends when its work does."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+def to_device(batch: dict[str, Any], target: torch.device, pin: bool) -> dict[str, torch.Tensor]:
+    """The batch's tensors on ``target`` (from pinned memory when ``pin``), copies finished; other values dropped."""
+    tensors = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    if pin:
+        tensors = {k: v.pin_memory() for k, v in tensors.items()}
+    moved = {k: v.to(target, non_blocking=pin) for k, v in tensors.items()}
+    synchronize()
+    return moved
 
 
 def warm_up_device() -> None:
@@ -150,15 +187,22 @@ def format_table(rows: Sequence[BenchRow], unit: str = "sample") -> str:
         )
         for r in rows
     ]
-    widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
+    return text_table(lines) + f"\n(ms per {unit}; /s = {unit}s per second; speedup = reference time / ours)"
+
+
+def text_table(lines: Sequence[Sequence[str]], text_columns: int = 1) -> str:
+    """Fixed-width columns, the first line a header underlined with dashes; the first ``text_columns`` columns
+    are aligned left, the others (numbers) right."""
+    widths = [max(len(line[k]) for line in lines) for k in range(len(lines[0]))]
     text = [
         "  ".join(
-            cell.ljust(w) if k == 0 else cell.rjust(w) for k, (cell, w) in enumerate(zip(line, widths, strict=True))
+            cell.ljust(w) if k < text_columns else cell.rjust(w)
+            for k, (cell, w) in enumerate(zip(line, widths, strict=True))
         )
         for line in lines
     ]
     text.insert(1, "-" * len(text[0]))
-    return "\n".join(text) + f"\n(ms per {unit}; /s = {unit}s per second; speedup = reference time / ours)"
+    return "\n".join(text)
 
 
 def plot_rows(rows: Sequence[BenchRow], path: Path, unit: str = "sample") -> None:

@@ -31,6 +31,7 @@ from ocrdet.bench.common import (
     PREPARE_ROW,
     BenchRow,
     ReferenceItem,
+    SourceView,
     Timer,
     apply_with_polygons,
     device,
@@ -38,8 +39,9 @@ from ocrdet.bench.common import (
     reference_decode,
     reference_items,
     stage_rows,
-    synchronize,
+    synthetic_receipts,
     timed_prepare,
+    to_device,
     warm_up_device,
 )
 from ocrdet.bench.reference import reference_db_targets
@@ -47,12 +49,9 @@ from ocrdet.data.augment import AugmentConfig, color_jitter, random_warp
 from ocrdet.data.cache import CacheSource
 from ocrdet.data.loader import MAP_KEYS, DetectionDataset, collate
 from ocrdet.data.prepare import CacheConfig
-from ocrdet.data.sources import Sample
-from ocrdet.data.synth import generate_dataset
 from ocrdet.data.targets import TargetConfig, make_db_targets
 
 STAGES = ("decode", "augment", "targets", "collate/transfer")
-SYNTH_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -113,19 +112,15 @@ def run_reference(items: list[ReferenceItem], size: int, batch_size: int, seed: 
             with timer("collate/transfer"):
                 batch = default_collate(pending)
                 if target is not None:
-                    batch = {key: value.to(target) for key, value in batch.items()}
-                    synchronize()
+                    batch = to_device(batch, target, pin=False)
             pending = []
     return PipelineRun(timer.seconds, len(items), batch)
 
 
 def _stack_ours(items: list[dict[str, np.ndarray]], target: torch.device | None) -> dict[str, torch.Tensor]:
-    """uint8 (B, S, S, 3) images and float32 (B, S, S) maps; pinned and copied to ``target`` when given."""
+    """uint8 (B, S, S, 3) images and (B, S, S) maps (``MAP_DTYPES``); pinned and copied to ``target`` when given."""
     batch = {key: torch.from_numpy(np.stack([item[key] for item in items])) for key in ("image", *MAP_KEYS)}
-    if target is not None:
-        batch = {key: value.pin_memory().to(target, non_blocking=True) for key, value in batch.items()}
-        synchronize()
-    return batch
+    return batch if target is None else to_device(batch, target, pin=True)
 
 
 def run_ours(source: CacheSource, indices: list[int], size: int, batch_size: int, seed: int = 0) -> PipelineRun:
@@ -148,20 +143,6 @@ def run_ours(source: CacheSource, indices: list[int], size: int, batch_size: int
                 batch = _stack_ours(pending, target)
             pending = []
     return PipelineRun(timer.seconds, len(indices), batch)
-
-
-class _Subset:
-    """``indices`` of a source, same protocol (``names``, ``len``, ``get``)."""
-
-    def __init__(self, source: CacheSource, indices: list[int]) -> None:
-        self.source, self.indices = source, indices
-        self.names = [source.names[i] for i in indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def get(self, index: int) -> Sample:
-        return self.source.get(self.indices[index])
 
 
 class _ReferenceDataset(Dataset):
@@ -215,7 +196,7 @@ def _compare(root: Path, split: str, n: int, size: int, batch_size: int, workers
     if workers > 0:
         pin = torch.cuda.is_available()
         ref_rate = _loader_rate(_ReferenceDataset(chosen, size), batch_size, workers, default_collate, pin)
-        ours_set = DetectionDataset(_Subset(source, indices), True, AugmentConfig(size=size), TargetConfig())
+        ours_set = DetectionDataset(SourceView(source, indices), True, AugmentConfig(size=size), TargetConfig())
         ours_rate = _loader_rate(ours_set, batch_size, workers, collate, pin)
         rows.append(BenchRow(f"total, DataLoader {workers} workers", 1000 / ref_rate, 1000 / ours_rate))
     rows.append(BenchRow(PREPARE_ROW, math.nan, prepare_ms))
@@ -239,9 +220,7 @@ def bench_data(
     """
     with tempfile.TemporaryDirectory(prefix="ocrdet-bench-") as tmp:
         if root is None:
-            root = Path(tmp) / "synth"
-            generate_dataset(root, n_train=n, n_val=0, seed=SYNTH_SEED)
-            split = "train"
+            root, split = synthetic_receipts(Path(tmp), "train", n), "train"
         rows = _compare(Path(root), split, n, size, batch_size, workers, Path(tmp) / "cache")
     if plot is not None:
         plot_rows(rows, plot)

@@ -28,16 +28,14 @@ from typing import Any
 import lightning as L
 import torch
 
+from ocrdet.bench.common import SYNTH_SEED, SourceView, synthetic_receipts, text_table
 from ocrdet.data.augment import AugmentConfig
 from ocrdet.data.cache import CacheSource
 from ocrdet.data.loader import DataConfig, DetectionDataModule
 from ocrdet.data.prepare import CacheConfig, prepare_cache
-from ocrdet.data.sources import Sample
-from ocrdet.data.synth import generate_dataset
 from ocrdet.model.dbnet import ModelConfig
 from ocrdet.train.module import DBNetModule
 
-SYNTH_SEED = 0
 MAX_IMAGES = 16
 """Distinct synthetic receipts generated; longer runs cycle over them (each step draws new random warps)."""
 
@@ -104,20 +102,6 @@ class StepClock(L.Callback):
         self.ends.append(time.perf_counter())
 
 
-class _Cycle:
-    """``length`` samples of ``source`` repeated in order (the Source protocol: ``names``, ``len``, ``get``)."""
-
-    def __init__(self, source: CacheSource, length: int) -> None:
-        self.source = source
-        self.names = [source.names[i % len(source)] for i in range(length)]
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def get(self, index: int) -> Sample:
-        return self.source.get(index % len(self.source))
-
-
 @contextlib.contextmanager
 def _quiet_lightning() -> Iterator[None]:
     """Keep Lightning's per-Trainer info lines (GPU available, ...) out of the table's way."""
@@ -131,7 +115,7 @@ def _quiet_lightning() -> Iterator[None]:
 
 
 def _run(
-    source: _Cycle, model: ModelConfig, data: DataConfig, device: str, precision: str, warmup: int, steps: int
+    source: SourceView, model: ModelConfig, data: DataConfig, device: str, precision: str, warmup: int, steps: int
 ) -> TrainBenchRow:
     L.seed_everything(SYNTH_SEED, workers=True, verbose=False)
     clock = StepClock()
@@ -183,9 +167,9 @@ def bench_train(
     """
     length = (warmup + steps) * batch_size
     with tempfile.TemporaryDirectory(prefix="ocrdet-bench-train-") as tmp, _quiet_lightning():
-        root = Path(tmp) / "synth"
-        generate_dataset(root, n_train=min(length, MAX_IMAGES), n_val=0, seed=SYNTH_SEED)
-        source = _Cycle(CacheSource(prepare_cache(root, "train", Path(tmp) / "cache", CacheConfig())), length)
+        root = synthetic_receipts(Path(tmp), "train", min(length, MAX_IMAGES))
+        prepared = CacheSource(prepare_cache(root, "train", Path(tmp) / "cache", CacheConfig()))
+        source = SourceView(prepared, [k % len(prepared) for k in range(length)])
         data = DataConfig(root=str(root), batch_size=batch_size, num_workers=workers, augment=AugmentConfig(size=size))
         model = ModelConfig(backbone=backbone)
         return [_run(source, model, data, device, precision, warmup, steps) for precision in precisions]
@@ -201,11 +185,6 @@ def describe_device(device: str) -> str:
         name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), name)
     threads = torch.get_num_threads()
     return f"cpu ({name}, {threads} thread{'s' if threads > 1 else ''})"
-
-
-def _align(cells: Sequence[str], widths: list[int]) -> list[str]:
-    """Text columns (the first three) to the left, numbers to the right."""
-    return [cell.ljust(w) if k < 3 else cell.rjust(w) for k, (cell, w) in enumerate(zip(cells, widths, strict=True))]
 
 
 def format_table(rows: list[TrainBenchRow]) -> str:
@@ -228,8 +207,5 @@ def format_table(rows: list[TrainBenchRow]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
-    text = ["  ".join(_align(line, widths)) for line in lines]
-    text.insert(1, "-" * len(text[0]))
     devices = ", ".join(describe_device(d) for d in dict.fromkeys(r.device for r in rows))
-    return "\n".join([f"{devices}; torch {torch.__version__}", *text])
+    return f"{devices}; torch {torch.__version__}\n" + text_table(lines, text_columns=3)

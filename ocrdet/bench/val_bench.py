@@ -34,7 +34,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import albumentations as A
 import cv2
@@ -55,7 +54,9 @@ from ocrdet.bench.common import (
     reference_items,
     stage_rows,
     synchronize,
+    synthetic_receipts,
     timed_prepare,
+    to_device,
     warm_up_device,
 )
 from ocrdet.bench.reference import reference_db_targets
@@ -64,7 +65,6 @@ from ocrdet.data.augment import AugmentConfig
 from ocrdet.data.cache import MAP_KEYS
 from ocrdet.data.loader import DetectionDataset, collate
 from ocrdet.data.prepare import CacheConfig
-from ocrdet.data.synth import generate_dataset
 from ocrdet.data.targets import TargetConfig
 from ocrdet.eval.evaluate import BackgroundEvaluator
 from ocrdet.eval.iou_hmean import ImageCounts
@@ -77,7 +77,6 @@ from ocrdet.model.postprocess import PostprocessConfig, postprocess
 STAGES = ("data", "model", "postprocess + metric")
 MAP_SOURCES = ("auto", "model", "target")
 """What is post-processed: the model's probability map, the ground-truth one, or auto (model with a checkpoint)."""
-SYNTH_SEED = 0
 MODEL_SEED = 0
 EVAL_WORKERS = 1
 """Worker processes of our evaluator: the default of ``ocrdet train`` (``TrainConfig.eval_workers``)."""
@@ -144,16 +143,6 @@ def _reference_collate(
     return default_collate(items)
 
 
-def _to_device(batch: dict[str, Any], target: torch.device, pin: bool) -> dict[str, torch.Tensor]:
-    """The batch's tensors on ``target`` (from pinned memory when ``pin``), copies finished."""
-    tensors = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
-    if pin:
-        tensors = {k: v.pin_memory() for k, v in tensors.items()}
-    moved = {k: v.to(target, non_blocking=pin) for k, v in tensors.items()}
-    synchronize()
-    return moved
-
-
 def reference_forward(net: DBNet, images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Both heads on float32 (B, 3, H, W) images the CPU has already normalized, as the reference ran validation
     (the maps its loss needs; ``DBHead`` in eval mode computes the probability map alone)."""
@@ -175,7 +164,7 @@ def run_reference(
                 image, polygons = reference_decode(items[k])
                 samples.append((*apply_with_polygons(transform, image, polygons), items[k].ignore))
             batch = _reference_collate(samples, size)
-            tensors = _to_device(batch, model.device, pin=False)
+            tensors = to_device(batch, model.device, pin=False)
         with timer("model"):
             outputs = reference_forward(model.net, tensors["image"])
             losses.append(model.loss(outputs, tensors)["loss"].item())
@@ -203,7 +192,7 @@ def run_ours(
     for chunk in _batches(len(indices), batch_size):
         with timer("data"):
             batch = collate([dataset[indices[k]] for k in chunk])
-            tensors = _to_device(batch, model.device, pin=model.device.type == "cuda")
+            tensors = to_device(batch, model.device, pin=model.device.type == "cuda")
         with timer("model"):
             prob = model.net(tensors["image"])["prob"][:, 0].half().cpu().numpy()
         with timer("postprocess + metric"):
@@ -287,9 +276,7 @@ def bench_val(
     chosen = _choose_maps(maps, checkpoint)
     with tempfile.TemporaryDirectory(prefix="ocrdet-bench-") as tmp:
         if root is None:
-            root = Path(tmp) / "synth"
-            generate_dataset(root, n_train=0, n_val=n, seed=SYNTH_SEED)
-            split = "val"
+            root, split = synthetic_receipts(Path(tmp), "val", n), "val"
         result = _compare(Path(root), split, n, size, batch_size, Path(tmp) / "cache", checkpoint, chosen)
     if plot is not None:
         plot_rows(result.rows, plot, unit="image")
