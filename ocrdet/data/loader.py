@@ -32,7 +32,7 @@ class BadSampleError(ValueError):
 
 
 class DetectionDataset(Dataset):
-    """One item: ``image`` uint8 (S, S, 3), the four DB maps float32 (S, S), and for evaluation the
+    """One item: ``image`` uint8 (S, S, 3), the four DB maps (S, S) in ``MAP_DTYPES``, and for evaluation the
     polygons/ignore flags in the network frame and ``matrix`` (3x3: stored-frame points -> network frame);
     ``skipped``: ``{"file", "reason"}`` of the samples that failed and were replaced by this one.
 

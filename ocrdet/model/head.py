@@ -41,8 +41,7 @@ def step_function(prob: torch.Tensor, thresh: torch.Tensor, k: float) -> torch.T
 
     Written as sigmoid(k (P - T)), which has no overflowing intermediate and a finite gradient everywhere.
     """
-    with torch.autocast(device_type=prob.device.type, enabled=False):
-        return torch.sigmoid(k * (prob.float() - thresh.float()))
+    return fp32_sigmoid(k * (prob.float() - thresh.float()))
 
 
 class DBHead(nn.Module):

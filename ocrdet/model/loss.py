@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ocrdet.data.targets import MAP_KEYS
+
 
 @dataclass(frozen=True)
 class LossWeights:
@@ -53,7 +55,7 @@ class DBLoss(nn.Module):
         """``targets`` may hold any dtype (the data pipeline sends the 0/1 maps as uint8); they are made float here,
         on the device."""
         w = self.weights
-        targets = {key: targets[key].float() for key in ("prob", "prob_mask", "thresh", "thresh_mask")}
+        targets = {key: targets[key].float() for key in MAP_KEYS}
         prob, mask = targets["prob"], targets["prob_mask"]
         parts = {
             "loss_prob": balanced_bce(outputs["prob"][:, 0], prob, mask, w.negative_ratio),

@@ -112,7 +112,7 @@ def fit(config: TrainConfig) -> Path:
     )
     ckpt_path = config.ckpt_path
     if config.resume and ckpt_path is None:
-        last = run_dir / "checkpoints" / LAST_CHECKPOINT
+        last = checkpoints / LAST_CHECKPOINT
         ckpt_path = str(last) if last.exists() else None
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     return Path(checkpoint.best_model_path or checkpoint.last_model_path)
