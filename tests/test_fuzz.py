@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import shapely
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -166,24 +167,14 @@ def test_polygon_regions_are_valid_and_polygonal(polys) -> None:
     assert np.isin(shapely.get_type_id(geoms), POLYGONAL_TYPES).all()
 
 
-def _assert_metric_in_range(metric: IoUHmean | CLEval, gt, det, ignore) -> None:
-    metric.update(gt, ignore, det)
-    result = metric.compute()
+@pytest.mark.parametrize("metric", [IoUHmean, CLEval], ids=["iou_hmean", "cleval"])
+@FUZZ
+@given(gt=metric_polygons, det=metric_polygons, data=st.data())
+@example(gt=BOW_TIE_CASE[0], det=BOW_TIE_CASE[1], data=None).via("found by this test")
+def test_metric_stays_in_range_on_any_polygons(metric: type[IoUHmean | CLEval], gt, det, data) -> None:
+    ignore = BOW_TIE_CASE[2] if data is None else data.draw(arrays(np.bool_, len(gt)))
+    evaluator = metric()
+    evaluator.update(gt, ignore, det)
+    result = evaluator.compute()
     for key in ("precision", "recall", "hmean"):
         assert 0.0 <= result[key] <= 1.0 + 1e-9, (key, result)
-
-
-@FUZZ
-@given(metric_polygons, metric_polygons, st.data())
-@example(gt=BOW_TIE_CASE[0], det=BOW_TIE_CASE[1], data=None).via("found by this test")
-def test_iou_hmean_stays_in_range_on_any_polygons(gt, det, data) -> None:
-    ignore = BOW_TIE_CASE[2] if data is None else data.draw(arrays(np.bool_, len(gt)))
-    _assert_metric_in_range(IoUHmean(), gt, det, ignore)
-
-
-@FUZZ
-@given(metric_polygons, metric_polygons, st.data())
-@example(gt=BOW_TIE_CASE[0], det=BOW_TIE_CASE[1], data=None).via("found by this test")
-def test_cleval_stays_in_range_on_any_polygons(gt, det, data) -> None:
-    ignore = BOW_TIE_CASE[2] if data is None else data.draw(arrays(np.bool_, len(gt)))
-    _assert_metric_in_range(CLEval(), gt, det, ignore)
