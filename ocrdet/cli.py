@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ocrdet.data.decode import IMAGE_SUFFIXES, ImageDecodeError
+from ocrdet.data.io.decode import IMAGE_SUFFIXES, ImageDecodeError
 
 
 def _image_paths(items: list[str]) -> list[Path]:
@@ -23,7 +23,7 @@ def _image_paths(items: list[str]) -> list[Path]:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    from ocrdet.data.synth import generate_dataset
+    from ocrdet.data.io.synth import generate_dataset
 
     counts = generate_dataset(Path(args.out), args.train, args.val, args.test, seed=args.seed)
     print(f"wrote {counts} synthetic receipts to {args.out}")
@@ -48,7 +48,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from ocrdet.data.predictions import write_predictions
+    from ocrdet.data.io.predictions import write_predictions
     from ocrdet.infer import Detector
 
     overrides = {k: v for k, v in (("box_thresh", args.box_thresh), ("unclip_ratio", args.unclip_ratio)) if v}
@@ -107,8 +107,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from ocrdet.data.format import split_paths
-    from ocrdet.data.predictions import write_predictions
+    from ocrdet.data.io.format import split_paths
+    from ocrdet.data.io.predictions import write_predictions
     from ocrdet.eval.evaluate import evaluate_files, format_table
     from ocrdet.infer import Detector
     from ocrdet.train.config import compose
@@ -159,9 +159,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
-    from ocrdet.data.augment import AugmentConfig
-    from ocrdet.data.profile_transforms import profile_transforms
-    from ocrdet.data.sources import FolderSource
+    from ocrdet.data.sources.folder import FolderSource
+    from ocrdet.data.transforms.augment import AugmentConfig
+    from ocrdet.data.transforms.profile import profile_transforms
 
     source = FolderSource(args.data, args.split, long_side=args.long_side)
     samples = [(s.image, s.polygons, s.ignore) for s in map(source.get, range(min(len(source), 16)))]
@@ -181,7 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_shard(args: argparse.Namespace) -> None:
-    from ocrdet.data.shards import parse_size, write_shards
+    from ocrdet.data.sources.shards import parse_size, write_shards
 
     counts = write_shards(Path(args.root), args.split, Path(args.out), parse_size(args.shard_size), args.workers)
     print(

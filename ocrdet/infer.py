@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ocrdet.data.augment import letterbox
-from ocrdet.data.decode import DecodedImage, ImageDecodeError, decode_image
-from ocrdet.data.orientation import INVERSE_ORIENTATION, apply_orientation
-from ocrdet.data.predictions import Predictions
+from ocrdet.data.io.decode import DecodedImage, ImageDecodeError, decode_image
+from ocrdet.data.io.orientation import INVERSE_ORIENTATION, apply_orientation
+from ocrdet.data.io.predictions import Predictions
+from ocrdet.data.transforms.augment import letterbox
 from ocrdet.eval.sweep import save_maps
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.export import OnnxDBNet

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ocrdet.cli import main
-from ocrdet.data.predictions import read_predictions
+from ocrdet.data.io.predictions import read_predictions
 from ocrdet.eval.sweep import load_maps
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.postprocess import PostprocessConfig

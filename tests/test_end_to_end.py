@@ -6,8 +6,8 @@ import pytest
 from tiny_training import TINY_TRAINING
 
 from ocrdet.cli import main
-from ocrdet.data.format import load_annotations
-from ocrdet.data.predictions import read_predictions
+from ocrdet.data.io.format import load_annotations
+from ocrdet.data.io.predictions import read_predictions
 
 
 @pytest.fixture(scope="module")

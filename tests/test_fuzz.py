@@ -15,8 +15,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ocrdet.data.format import AnnotationError, load_annotations, parse_annotations, polygon_area, validate_annotations
-from ocrdet.data.targets import MAP_DTYPES, TargetConfig, make_db_targets
+from ocrdet.data.io.format import (
+    AnnotationError,
+    load_annotations,
+    parse_annotations,
+    polygon_area,
+    validate_annotations,
+)
+from ocrdet.data.transforms.targets import MAP_DTYPES, TargetConfig, make_db_targets
 from ocrdet.eval.cleval import CLEval
 from ocrdet.eval.iou_hmean import POLYGONAL_TYPES, IoUHmean, polygon_set
 from ocrdet.model.postprocess import PostprocessConfig, postprocess

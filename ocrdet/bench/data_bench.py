@@ -2,10 +2,10 @@
 
 Reference (as the original project did it): Pillow decodes the full image at every step; albumentations fits it
 to ``size``, zooms/rotates (``Affine``), pads and random-crops to ``size``, jitters brightness/contrast and
-normalizes to float32 on the CPU; the textbook DB maps (``ocrdet.bench.reference``) are drawn; the default
+normalizes to float32 on the CPU; the textbook DB maps (``data/transforms/targets_reference.py``) are drawn; the default
 collate stacks float tensors. Ours: images come from the prepared cache (prepared once beforehand: reported on
-its own row, not in the totals), one fused uint8 warp + colour jitter (``ocrdet.data.augment``), the vectorized
-maps (``ocrdet.data.targets``) and a uint8 collate; normalization happens in the model step on the device.
+its own row, not in the totals), one fused uint8 warp + colour jitter (``data/transforms/augment.py``), the vectorized
+maps (``ocrdet.data.transforms.targets``) and a uint8 collate; normalization happens in the model step on the device.
 Both draw the same kind of random warp (zoom 0.5-2x of the fit scale, +-10 degrees, crop to ``size``).
 
 "collate/transfer" also copies the batch to the GPU when there is one (ours from pinned memory).
@@ -44,12 +44,12 @@ from ocrdet.bench.common import (
     to_device,
     warm_up_device,
 )
-from ocrdet.bench.reference import reference_db_targets
-from ocrdet.data.augment import AugmentConfig, color_jitter, random_warp
-from ocrdet.data.cache import CacheSource
-from ocrdet.data.loader import MAP_KEYS, DetectionDataset, collate
-from ocrdet.data.prepare import CacheConfig
-from ocrdet.data.targets import TargetConfig, make_db_targets
+from ocrdet.data.loaders.native import MAP_KEYS, DetectionDataset, collate
+from ocrdet.data.sources.cache import CacheSource
+from ocrdet.data.sources.prepare import CacheConfig
+from ocrdet.data.transforms.augment import AugmentConfig, color_jitter, random_warp
+from ocrdet.data.transforms.targets import TargetConfig, make_db_targets
+from ocrdet.data.transforms.targets_reference import reference_db_targets
 
 STAGES = ("decode", "augment", "targets", "collate/transfer")
 

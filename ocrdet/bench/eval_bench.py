@@ -1,7 +1,7 @@
 """Benchmark of evaluation and post-processing: ``ocrdet bench eval``.
 
 Times the IoU metric on a ground-truth file against a perturbed copy of itself (bulk fast path, and the
-per-pair reference loop of ``ocrdet.bench.reference_iou`` in the same run), the whole ``evaluate_files``
+per-pair reference loop of ``ocrdet.eval.iou_hmean_reference`` in the same run), the whole ``evaluate_files``
 command path, CLEval, and post-processing of one 640 x 640 map with ~100 boxes.
 """
 
@@ -17,12 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocrdet.bench.reference_iou import reference_match_image
-from ocrdet.data.format import load_annotations
-from ocrdet.data.predictions import write_predictions
+from ocrdet.data.io.format import load_annotations
+from ocrdet.data.io.predictions import write_predictions
 from ocrdet.eval.cleval import cleval_image
 from ocrdet.eval.evaluate import evaluate_files, ground_truth
 from ocrdet.eval.iou_hmean import match_images
+from ocrdet.eval.iou_hmean_reference import reference_match_image
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
 
 

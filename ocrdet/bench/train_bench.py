@@ -29,10 +29,10 @@ import lightning as L
 import torch
 
 from ocrdet.bench.common import SYNTH_SEED, SourceView, synthetic_receipts, text_table
-from ocrdet.data.augment import AugmentConfig
-from ocrdet.data.cache import CacheSource
-from ocrdet.data.loader import DataConfig, DetectionDataModule
-from ocrdet.data.prepare import CacheConfig, prepare_cache
+from ocrdet.data.loaders.native import DataConfig, DetectionDataModule
+from ocrdet.data.sources.cache import CacheSource
+from ocrdet.data.sources.prepare import CacheConfig, prepare_cache
+from ocrdet.data.transforms.augment import AugmentConfig
 from ocrdet.model.dbnet import ModelConfig
 from ocrdet.train.module import DBNetModule
 

@@ -3,10 +3,10 @@ ours, in one process on the same images with the same weights.
 
 Reference (as the original receipt project validated): Pillow decodes the full image with EXIF applied at every
 step; albumentations resizes the long side to ``size`` (``INTER_LINEAR``), pads bottom/right and normalizes to
-float32 on the CPU; the collate draws the textbook DB maps (``ocrdet.bench.reference``) and stacks float tensors;
+float32 on the CPU; the collate draws the textbook DB maps (``targets_reference.py``) and stacks float tensors;
 the model runs on the normalized images with both heads (probability and threshold) for the validation loss;
 each map is post-processed in turn in the main process; at the end the detections are matched with the official
-script's per-pair loop (``ocrdet.bench.reference_iou``).
+script's per-pair loop (``ocrdet.eval.iou_hmean_reference``).
 
 Ours (what ``DBNetModule`` validates with): the prepared validation cache holds the letterboxed uint8 image and
 its final maps (prepared once beforehand: reported on its own row, not in the totals); ``DetectionDataset`` +
@@ -59,15 +59,15 @@ from ocrdet.bench.common import (
     to_device,
     warm_up_device,
 )
-from ocrdet.bench.reference import reference_db_targets
-from ocrdet.bench.reference_iou import reference_match_image
-from ocrdet.data.augment import AugmentConfig
-from ocrdet.data.cache import MAP_KEYS
-from ocrdet.data.loader import DetectionDataset, collate
-from ocrdet.data.prepare import CacheConfig
-from ocrdet.data.targets import TargetConfig
+from ocrdet.data.loaders.native import DetectionDataset, collate
+from ocrdet.data.sources.cache import MAP_KEYS
+from ocrdet.data.sources.prepare import CacheConfig
+from ocrdet.data.transforms.augment import AugmentConfig
+from ocrdet.data.transforms.targets import TargetConfig
+from ocrdet.data.transforms.targets_reference import reference_db_targets
 from ocrdet.eval.evaluate import BackgroundEvaluator
 from ocrdet.eval.iou_hmean import ImageCounts
+from ocrdet.eval.iou_hmean_reference import reference_match_image
 from ocrdet.infer import load_checkpoint
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.head import fp32_sigmoid, step_function

@@ -22,8 +22,8 @@ import numpy as np
 import shapely
 
 from ocrdet.atomic import atomic_write_text
-from ocrdet.data.decode import IMAGE_SUFFIXES, ImageDecodeError, decode_image
-from ocrdet.data.format import (
+from ocrdet.data.io.decode import IMAGE_SUFFIXES, ImageDecodeError, decode_image
+from ocrdet.data.io.format import (
     OUT_OF_IMAGE_TOLERANCE,
     AnnotationError,
     Annotations,
@@ -32,7 +32,7 @@ from ocrdet.data.format import (
     split_paths,
     validate_annotations,
 )
-from ocrdet.data.parallel import ordered_map, usable_cores
+from ocrdet.parallel import ordered_map, usable_cores
 
 OnBadSample = Literal["error", "skip"]
 POLICIES: tuple[str, ...] = ("error", "skip")

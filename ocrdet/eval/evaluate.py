@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocrdet.data.format import AnnotationError, Annotations, load_annotations
-from ocrdet.data.predictions import Predictions, read_predictions
+from ocrdet.data.io.format import AnnotationError, Annotations, load_annotations
+from ocrdet.data.io.predictions import Predictions, read_predictions
 from ocrdet.eval.cleval import CLEvalCounts, cleval_image
 from ocrdet.eval.iou_hmean import ImageCounts, match_images
 from ocrdet.model.postprocess import PostprocessConfig, postprocess

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ocrdet.data.format import AnnotationError, load_annotations
+from ocrdet.data.io.format import AnnotationError, load_annotations
 from ocrdet.eval.evaluate import (
     Counts,
     GroundTruth,

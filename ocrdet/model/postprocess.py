@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import pyclipper
 
-from ocrdet.data.arrays import split_rows
+from ocrdet.arrays import split_rows
 
 APPROX_EPSILON = 0.01
 """approxPolyDP tolerance as a fraction of the contour's perimeter (DB's value) ..."""

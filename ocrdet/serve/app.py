@@ -13,8 +13,8 @@ from fastapi import FastAPI, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ocrdet.data.decode import ImageDecodeError
-from ocrdet.data.format import AnnotationError
+from ocrdet.data.io.decode import ImageDecodeError
+from ocrdet.data.io.format import AnnotationError
 from ocrdet.infer import Detector
 from ocrdet.serve.runs import RunLogError, latest_bench, read_curves, run_checkpoint, run_data_root
 from ocrdet.serve.workspace import NotAvailable, Workspace

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocrdet.data.decode import ImageDecodeError
-from ocrdet.data.format import Annotations
-from ocrdet.data.predictions import Predictions
+from ocrdet.data.io.decode import ImageDecodeError
+from ocrdet.data.io.format import Annotations
+from ocrdet.data.io.predictions import Predictions
 from ocrdet.eval.evaluate import align_predictions, ground_truth, image_figures, score_images, total
 from ocrdet.eval.iou_hmean import match_pairs
 from ocrdet.infer import Detector

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ocrdet.data.check import Problem as CheckProblem
 from ocrdet.data.check import check_dataset
-from ocrdet.data.format import Annotations
+from ocrdet.data.io.format import Annotations
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ import re
 import threading
 from pathlib import Path
 
-from ocrdet.data.decode import ImageDecodeError, decode_bytes
-from ocrdet.data.format import split_paths
-from ocrdet.data.predictions import Predictions, format_csv, read_predictions, to_annotations
+from ocrdet.data.io.decode import ImageDecodeError, decode_bytes
+from ocrdet.data.io.format import split_paths
+from ocrdet.data.io.predictions import Predictions, format_csv, read_predictions, to_annotations
 from ocrdet.infer import Detector
 from ocrdet.serve.evaluation import Evaluation, evaluate, predict_split
 from ocrdet.serve.problems import SplitReport, check_split

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocrdet.data.loader import DataConfig
+from ocrdet.data.loaders.native import DataConfig
 from ocrdet.model.dbnet import ModelConfig
 from ocrdet.model.loss import LossWeights
 from ocrdet.model.postprocess import PostprocessConfig

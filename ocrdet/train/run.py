@@ -12,10 +12,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ocrdet.atomic import atomic_write_text
-from ocrdet.data.loader import DataConfig, DetectionDataModule
-from ocrdet.data.prepare import CacheConfig, find_or_build
-from ocrdet.data.sources import Source, open_folder
-from ocrdet.data.synth import generate_dataset
+from ocrdet.data.io.synth import generate_dataset
+from ocrdet.data.loaders.native import DataConfig, DetectionDataModule
+from ocrdet.data.sources.folder import Source, open_folder
+from ocrdet.data.sources.prepare import CacheConfig, find_or_build
 from ocrdet.train.callbacks import SkippedSamples, ThroughputMonitor, TorchProfilerCallback
 from ocrdet.train.checkpointing import AtomicCheckpointIO, StopOnSignal
 from ocrdet.train.config import TrainConfig
@@ -48,18 +48,18 @@ def make_datamodule(config: TrainConfig) -> L.LightningDataModule:
     """Shards (``data.urls``) or the data root (prepared cache or folder), read by the ``data.backend``."""
     d = config.data
     if d.urls:
-        from ocrdet.data.shard_loader import ShardDataModule, open_shards
+        from ocrdet.data.loaders.stream import ShardDataModule, open_shards
 
         train, val = open_shards(d.urls, d.shard_index), open_shards(d.val_urls, d.shard_index)
         if d.backend == "dali":
-            from ocrdet.data.dali import GeometryItems, collate_encoded, dali_loader
+            from ocrdet.data.loaders.dali import GeometryItems, collate_encoded, dali_loader
 
             wrap = functools.partial(dali_loader, config=d)
             return ShardDataModule(d, train, val, d.shuffle_buffer, config.seed, GeometryItems, collate_encoded, wrap)
         return ShardDataModule(d, train, val, d.shuffle_buffer, config.seed)
     root = ensure_data(config)
     if d.backend == "dali":
-        from ocrdet.data.dali import DaliFolderDataModule
+        from ocrdet.data.loaders.dali import DaliFolderDataModule
 
         return DaliFolderDataModule(d, root)
     sources = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tiny_data import make_tiny
 
-from ocrdet.data.synth import generate_dataset
+from ocrdet.data.io.synth import generate_dataset
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocrdet.data.augment import (
+from ocrdet.data.transforms.augment import (
     AugmentConfig,
     WarpParams,
     brightness_contrast,

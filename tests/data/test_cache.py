@@ -9,10 +9,20 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ocrdet.data import cache as cache_module
-from ocrdet.data.cache import CACHE_VERSION, IMAGES, INDEX, MANIFEST, POINTS, WORDS, CacheError, CacheSource, open_cache
-from ocrdet.data.prepare import CacheConfig, cache_key, prepare_cache
-from ocrdet.data.sources import FolderSource, Sample
+from ocrdet.data.sources import cache as cache_module
+from ocrdet.data.sources.cache import (
+    CACHE_VERSION,
+    IMAGES,
+    INDEX,
+    MANIFEST,
+    POINTS,
+    WORDS,
+    CacheError,
+    CacheSource,
+    open_cache,
+)
+from ocrdet.data.sources.folder import FolderSource, Sample
+from ocrdet.data.sources.prepare import CacheConfig, cache_key, prepare_cache
 
 CONFIG = CacheConfig(long_side=320)
 

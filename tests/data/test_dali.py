@@ -9,9 +9,8 @@ from tiny_training import TINY_TRAINING
 
 pytest.importorskip("nvidia.dali", reason="data.backend=dali needs nvidia-dali-cuda120")
 
-from ocrdet.data.augment import AugmentConfig  # noqa: E402
-from ocrdet.data.cache import MAP_KEYS  # noqa: E402
-from ocrdet.data.dali import (  # noqa: E402
+from ocrdet.data.io.synth import generate_dataset  # noqa: E402
+from ocrdet.data.loaders.dali import (  # noqa: E402
     DaliFolderDataModule,
     DaliLoader,
     EncodedFolder,
@@ -19,11 +18,12 @@ from ocrdet.data.dali import (  # noqa: E402
     collate_encoded,
     dali_loader,
 )
-from ocrdet.data.loader import DataConfig, DetectionDataset, collate  # noqa: E402
-from ocrdet.data.shard_loader import ShardDataModule, open_shards  # noqa: E402
-from ocrdet.data.shards import write_shards  # noqa: E402
-from ocrdet.data.sources import FolderSource  # noqa: E402
-from ocrdet.data.synth import generate_dataset  # noqa: E402
+from ocrdet.data.loaders.native import DataConfig, DetectionDataset, collate  # noqa: E402
+from ocrdet.data.loaders.stream import ShardDataModule, open_shards  # noqa: E402
+from ocrdet.data.sources.cache import MAP_KEYS  # noqa: E402
+from ocrdet.data.sources.folder import FolderSource  # noqa: E402
+from ocrdet.data.sources.shards import write_shards  # noqa: E402
+from ocrdet.data.transforms.augment import AugmentConfig  # noqa: E402
 
 CONFIG = DataConfig(batch_size=4, eval_size=320, num_workers=0, augment=AugmentConfig(size=256))
 

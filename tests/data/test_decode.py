@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from tiny_data import encode, jpeg
 
-from ocrdet.data import decode
-from ocrdet.data.decode import ImageDecodeError, decode_bytes, decode_image
+from ocrdet.data.io import decode
+from ocrdet.data.io.decode import ImageDecodeError, decode_bytes, decode_image
 
 
 def test_sixteen_bit_grey_is_scaled_to_its_maximum() -> None:

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from ocrdet.data.format import (
+from ocrdet.data.io.format import (
     AnnotationError,
     DegeneratePolygonWarning,
     load_annotations,
@@ -11,7 +11,7 @@ from ocrdet.data.format import (
     save_annotations,
     validate_annotations,
 )
-from ocrdet.data.predictions import format_csv, from_annotations, parse_csv, read_predictions, write_predictions
+from ocrdet.data.io.predictions import format_csv, from_annotations, parse_csv, read_predictions, write_predictions
 
 SQUARE = [[10, 10], [50, 10], [50, 30], [10, 30]]
 

@@ -3,14 +3,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from ocrdet.data.augment import AugmentConfig
 from ocrdet.data.check import DataCheckError
-from ocrdet.data.decode import ImageDecodeError
-from ocrdet.data.format import AnnotationError, load_annotations
-from ocrdet.data.loader import MAP_KEYS, BadSampleError, DataConfig, DetectionDataset, collate, init_worker
-from ocrdet.data.orientation import transform_points
-from ocrdet.data.sources import FolderSource, open_folder
-from ocrdet.data.targets import MAP_DTYPES, TargetConfig
+from ocrdet.data.io.decode import ImageDecodeError
+from ocrdet.data.io.format import AnnotationError, load_annotations
+from ocrdet.data.io.orientation import transform_points
+from ocrdet.data.loaders.native import MAP_KEYS, BadSampleError, DataConfig, DetectionDataset, collate, init_worker
+from ocrdet.data.sources.folder import FolderSource, open_folder
+from ocrdet.data.transforms.augment import AugmentConfig
+from ocrdet.data.transforms.targets import MAP_DTYPES, TargetConfig
 
 
 def test_sroie_through_the_real_loader(shared_data):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from ocrdet.data.orientation import (
+from ocrdet.data.io.orientation import (
     INVERSE_ORIENTATION,
     ORIENTATION_TAG,
     apply_orientation,

@@ -8,14 +8,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ocrdet.data import prepare as prepare_module
-from ocrdet.data.augment import letterbox
-from ocrdet.data.cache import MANIFEST, MAP_KEYS, TARGETS, CacheError, CacheSource, open_cache
 from ocrdet.data.check import DataCheckError, check_dataset
-from ocrdet.data.format import AnnotationError
-from ocrdet.data.prepare import CacheConfig, cache_key, estimate_bytes, find_or_build, prepare_cache
-from ocrdet.data.sources import FolderSource
-from ocrdet.data.targets import TargetConfig, make_db_targets
+from ocrdet.data.io.format import AnnotationError
+from ocrdet.data.sources import prepare as prepare_module
+from ocrdet.data.sources.cache import MANIFEST, MAP_KEYS, TARGETS, CacheError, CacheSource, open_cache
+from ocrdet.data.sources.folder import FolderSource
+from ocrdet.data.sources.prepare import CacheConfig, cache_key, estimate_bytes, find_or_build, prepare_cache
+from ocrdet.data.transforms.augment import letterbox
+from ocrdet.data.transforms.targets import TargetConfig, make_db_targets
 
 CONFIG = CacheConfig(long_side=320, val_size=160, targets=TargetConfig(min_text_size=2.0))
 

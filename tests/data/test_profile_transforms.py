@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ocrdet.data.augment import AugmentConfig
-from ocrdet.data.profile_transforms import STAGES, profile_transforms
+from ocrdet.data.transforms.augment import AugmentConfig
+from ocrdet.data.transforms.profile import STAGES, profile_transforms
 
 
 def test_profile_reports_every_stage_per_sample() -> None:

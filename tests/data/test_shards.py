@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from ocrdet.data import shards
-from ocrdet.data.decode import ImageDecodeError
-from ocrdet.data.loader import DataConfig
-from ocrdet.data.shard_loader import (
+from ocrdet.data.io.decode import ImageDecodeError
+from ocrdet.data.io.synth import generate_dataset
+from ocrdet.data.loaders.native import DataConfig
+from ocrdet.data.loaders.stream import (
     NativeItems,
     ShardStream,
     allocate,
@@ -18,7 +18,9 @@ from ocrdet.data.shard_loader import (
     open_shards,
     train_plan,
 )
-from ocrdet.data.shards import (
+from ocrdet.data.sources import shards
+from ocrdet.data.sources.folder import FolderSource
+from ocrdet.data.sources.shards import (
     ShardError,
     decode_sample,
     parse_size,
@@ -26,8 +28,6 @@ from ocrdet.data.shards import (
     read_shard,
     write_shards,
 )
-from ocrdet.data.sources import FolderSource
-from ocrdet.data.synth import generate_dataset
 
 
 @pytest.fixture(scope="module")

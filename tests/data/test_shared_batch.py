@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ocrdet.data import shared_batch
-from ocrdet.data.shared_batch import POOL_SIZE, stack_batch
+from ocrdet.data.loaders import shared_batch
+from ocrdet.data.loaders.shared_batch import POOL_SIZE, stack_batch
 
 
 def _item(index: int) -> dict[str, Any]:

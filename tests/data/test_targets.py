@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocrdet.bench.reference import reference_db_targets
-from ocrdet.data.format import load_annotations
-from ocrdet.data.targets import MAP_DTYPES, TargetConfig, make_db_targets
+from ocrdet.data.io.format import load_annotations
+from ocrdet.data.transforms.targets import MAP_DTYPES, TargetConfig, make_db_targets
+from ocrdet.data.transforms.targets_reference import reference_db_targets
 
 KEYS = ("prob", "prob_mask", "thresh", "thresh_mask")
 BUILDERS = pytest.mark.parametrize("build", [make_db_targets, reference_db_targets], ids=["fast", "reference"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ocrdet.bench.eval_bench import perturb
-from ocrdet.data.format import load_annotations
+from ocrdet.data.io.format import load_annotations
 
 
 @pytest.fixture(scope="session")

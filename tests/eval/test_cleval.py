@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ocrdet.bench.eval_bench import perturb
-from ocrdet.data.format import load_annotations
+from ocrdet.data.io.format import load_annotations
 from ocrdet.eval.cleval import (
     CLEval,
     CLEvalConfig,

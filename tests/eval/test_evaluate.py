@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import ocrdet.eval.evaluate as evaluate_module
-from ocrdet.data.format import AnnotationError
-from ocrdet.data.predictions import write_predictions
+from ocrdet.data.io.format import AnnotationError
+from ocrdet.data.io.predictions import write_predictions
 from ocrdet.eval.cleval import CLEvalCounts, cleval_image
 from ocrdet.eval.evaluate import BackgroundEvaluator, evaluate_files, format_table, process_pool
 from ocrdet.eval.iou_hmean import ImageCounts, match_image, match_images

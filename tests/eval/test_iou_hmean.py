@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocrdet.bench.reference_iou import reference_match_image
 from ocrdet.eval.iou_hmean import ImageCounts, IoUHmean, match_image, match_images
+from ocrdet.eval.iou_hmean_reference import reference_match_image
 
 
 def rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocrdet.data.format import AnnotationError, parse_annotations
+from ocrdet.data.io.format import AnnotationError, parse_annotations
 from ocrdet.eval.evaluate import ground_truth
 from ocrdet.eval.iou_hmean import ImageCounts, match_image
 from ocrdet.eval.sweep import (

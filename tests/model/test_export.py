@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ocrdet.data.targets import make_db_targets
+from ocrdet.data.transforms.targets import make_db_targets
 from ocrdet.infer import Detector
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.export import (

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from lightning.pytorch.loggers import CSVLogger
 from PIL import Image
 
-from ocrdet.data.format import load_annotations, split_paths
-from ocrdet.data.predictions import write_predictions
-from ocrdet.data.synth import generate_dataset
+from ocrdet.data.io.format import load_annotations, split_paths
+from ocrdet.data.io.predictions import write_predictions
+from ocrdet.data.io.synth import generate_dataset
 from ocrdet.model.dbnet import ModelConfig
 from ocrdet.model.postprocess import PostprocessConfig
 from ocrdet.serve.app import create_app, open_workspace

@@ -14,8 +14,8 @@ import simplejpeg
 from fastapi.testclient import TestClient
 
 import ocrdet.serve.app
-from ocrdet.data.decode import decode_image
-from ocrdet.data.format import load_annotations, split_paths
+from ocrdet.data.io.decode import decode_image
+from ocrdet.data.io.format import load_annotations, split_paths
 from ocrdet.eval.iou_hmean import match_image
 from ocrdet.serve.app import create_app, open_workspace
 from ocrdet.serve.views import VIEW_LONG_SIDE

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from ocrdet.data.format import split_paths
+from ocrdet.data.io.format import split_paths
 from ocrdet.serve.app import create_app, open_workspace
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")

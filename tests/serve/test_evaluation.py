@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ocrdet.bench.eval_bench import perturb
-from ocrdet.data.format import Annotations, ImageAnnotation, Word, load_annotations, split_paths
+from ocrdet.data.io.format import Annotations, ImageAnnotation, Word, load_annotations, split_paths
 from ocrdet.eval.iou_hmean import match_image, match_pairs
 from ocrdet.infer import Detector
 from ocrdet.serve.evaluation import evaluate, predict_split

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from ocrdet.data.format import split_paths
+from ocrdet.data.io.format import split_paths
 from ocrdet.serve.problems import check_split
 
 

@@ -1,7 +1,7 @@
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from ocrdet.data.augment import AugmentConfig
+from ocrdet.data.transforms.augment import AugmentConfig
 from ocrdet.model.dbnet import ModelConfig
 from ocrdet.train.config import TrainConfig, compose
 

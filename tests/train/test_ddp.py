@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ocrdet.data.augment import AugmentConfig
-from ocrdet.data.loader import DetectionDataset, collate
-from ocrdet.data.sources import FolderSource
-from ocrdet.data.synth import generate_dataset
-from ocrdet.data.targets import TargetConfig
+from ocrdet.data.io.synth import generate_dataset
+from ocrdet.data.loaders.native import DetectionDataset, collate
+from ocrdet.data.sources.folder import FolderSource
+from ocrdet.data.transforms.augment import AugmentConfig
+from ocrdet.data.transforms.targets import TargetConfig
 from ocrdet.eval.evaluate import total
 from ocrdet.model.dbnet import ModelConfig
 from ocrdet.train.module import DBNetModule, gather_per_image

@@ -157,7 +157,7 @@ TRAIN = """
 def test_ctrl_c_in_a_real_run_then_resume(tmp_path: Path) -> None:
     """``ocrdet train`` in a subprocess, SIGINT to its process group (as a terminal's Ctrl-C, DataLoader workers
     included) during step 2 of epoch 0's 6, then ``resume=true``: the run ends at the planned step count."""
-    from ocrdet.data.synth import generate_dataset
+    from ocrdet.data.io.synth import generate_dataset
 
     generate_dataset(tmp_path / "data", 12, 2, seed=0)
     script, marker, run = tmp_path / "train.py", tmp_path / "marker", tmp_path / "run"

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ocrdet.data.augment import AugmentConfig, color_jitter, letterbox, random_warp
 from ocrdet.data.check import DEFAULT_POLICY, POLICIES, Problem
-from ocrdet.data.decode import ImageDecodeError
-from ocrdet.data.format import AnnotationError
-from ocrdet.data.prepare import CacheConfig
-from ocrdet.data.shared_batch import stack_batch
-from ocrdet.data.sources import Sample
-from ocrdet.data.targets import MAP_DTYPES, MAP_KEYS, TargetConfig, make_db_targets
+from ocrdet.data.io.decode import ImageDecodeError
+from ocrdet.data.io.format import AnnotationError
+from ocrdet.data.loaders.shared_batch import stack_batch
+from ocrdet.data.sources.folder import Sample
+from ocrdet.data.sources.prepare import CacheConfig
+from ocrdet.data.transforms.augment import AugmentConfig, color_jitter, letterbox, random_warp
+from ocrdet.data.transforms.targets import MAP_DTYPES, MAP_KEYS, TargetConfig, make_db_targets
 
 
 class BadSampleError(ValueError):

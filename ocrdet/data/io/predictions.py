@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ocrdet.data.format import AnnotationError, Annotations, ImageAnnotation, Word, load_annotations
+from ocrdet.data.io.format import AnnotationError, Annotations, ImageAnnotation, Word, load_annotations
 
 Predictions = dict[str, list[np.ndarray]]
 """File name -> polygons, each a float (N, 2) array in original image pixels."""

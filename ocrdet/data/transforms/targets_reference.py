@@ -1,6 +1,6 @@
 """Textbook DB targets: one polygon and one edge at a time, step by step as MhLiao/DB computes them.
 
-The slow, obviously correct counterpart of ``ocrdet.data.targets.make_db_targets`` (same signature and output),
+The slow, obviously correct counterpart of ``targets.make_db_targets`` (same signature and output),
 used by the tests to check the fast path and by ``ocrdet bench data`` as the reference pipeline. It deviates from
 MhLiao/DB only where DB's distance turns NaN and so silently leaves a pixel out of the border map: repeated
 consecutive vertices are merged first (a zero-length edge is NaN at its vertex), and sin^2 is kept >= 0 (rounding
@@ -16,7 +16,7 @@ import numpy as np
 import pyclipper
 from shapely.geometry import Polygon
 
-from ocrdet.data.targets import TargetConfig, check_target_inputs
+from ocrdet.data.transforms.targets import TargetConfig, check_target_inputs
 
 
 def reference_db_targets(
@@ -26,7 +26,7 @@ def reference_db_targets(
     width: int,
     config: TargetConfig = TargetConfig(),
 ) -> dict[str, np.ndarray]:
-    """DB targets of one image; see ``ocrdet.data.targets.make_db_targets`` for inputs and the float32 outputs."""
+    """DB targets of one image; see ``targets.make_db_targets`` for inputs and the float32 outputs."""
     polys, flags = check_target_inputs(polygons, ignore, height, width)
     ignore_tags = flags.tolist()
     for i, polygon in enumerate(polys):

@@ -1,7 +1,7 @@
 """Where samples come from: one protocol, two sources.
 
 ``FolderSource`` decodes image files on the fly (the obviously correct reference path);
-``ocrdet.data.cache.CacheSource`` reads the same samples zero-copy from a prepared cache. Both go
+``ocrdet.data.sources.cache.CacheSource`` reads the same samples zero-copy from a prepared cache. Both go
 through ``load_sample``, so a cache holds exactly what the folder would give.
 """
 
@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from ocrdet.data.check import Problem, check_dataset, usable_names
-from ocrdet.data.decode import decode_image
-from ocrdet.data.format import load_selected, split_paths
-from ocrdet.data.orientation import transform_points
+from ocrdet.data.io.decode import decode_image
+from ocrdet.data.io.format import load_selected, split_paths
+from ocrdet.data.io.orientation import transform_points
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class FolderSource:
     """Samples decoded from ``ROOT/images/<split>/`` on every ``get``, in the order of ``jsons/<split>.json``.
 
     ``long_side``: shrink images so their long side is at most this many pixels (None: full size), as
-    ``ocrdet.data.prepare`` does for the cache. ``names``: only these images (those a check found usable),
+    ``ocrdet.data.sources.prepare`` does for the cache. ``names``: only these images (those a check found usable),
     whose annotations must be valid; default all images, and then the whole annotation file must be valid.
     ``skipped``: what the check left out, for the run's report.
     """

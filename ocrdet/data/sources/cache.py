@@ -1,6 +1,6 @@
 """Read side of the prepared cache: zero-copy ``np.memmap`` views shared by every worker and run.
 
-A cache directory (written by ``ocrdet.data.prepare``) holds:
+A cache directory (written by ``ocrdet.data.sources.prepare``) holds:
 
 - ``images.u8``    all images, uint8 HWC, concatenated;
 - ``index.npy``    one ``INDEX_DTYPE`` record per image: byte offset, height, width, word range, matrix;
@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ocrdet.data.arrays import split_rows
+from ocrdet.arrays import split_rows
 from ocrdet.data.check import Problem, read_skip_report
-from ocrdet.data.sources import Sample
-from ocrdet.data.targets import MAP_KEYS
+from ocrdet.data.sources.folder import Sample
+from ocrdet.data.transforms.targets import MAP_KEYS
 
 CACHE_VERSION = 2
 """Bump when the layout or the content of a cache changes; older caches are then rebuilt."""

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ocrdet.data.augment import AugmentConfig, color_jitter, random_warp
-from ocrdet.data.targets import TargetConfig, make_db_targets
+from ocrdet.data.transforms.augment import AugmentConfig, color_jitter, random_warp
+from ocrdet.data.transforms.targets import TargetConfig, make_db_targets
 
 STAGES = ("warp", "color", "targets", "total")
 

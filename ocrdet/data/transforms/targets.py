@@ -20,7 +20,7 @@ Where the time goes: the polygon bookkeeping is done once for all polygons in Nu
 one object; the border map, the only per-pixel work, is one compiled numba loop (``_border_kernel``) with no
 temporaries, which visits for each edge only the pixels near enough to it to change the map.
 
-The per-polygon, per-edge textbook version is ``ocrdet.bench.reference.reference_db_targets``; tests compare both.
+The per-polygon, per-edge textbook version is ``targets_reference.reference_db_targets``; tests compare both.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 import pyclipper
 import shapely
 
-from ocrdet.data.arrays import split_rows
+from ocrdet.arrays import split_rows
 
 MAP_DTYPES = {"prob": np.uint8, "prob_mask": np.uint8, "thresh": np.float32, "thresh_mask": np.uint8}
 """dtype of each map ``make_db_targets`` returns."""

@@ -32,8 +32,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ocrdet.atomic import fsync_path
-from ocrdet.data.augment import letterbox
-from ocrdet.data.cache import (
+from ocrdet.data.check import DEFAULT_POLICY, check_dataset, listed_names, usable_names, write_skip_report
+from ocrdet.data.io.format import AnnotationError, read_json, split_paths
+from ocrdet.data.sources.cache import (
     CACHE_VERSION,
     IMAGES,
     INDEX,
@@ -51,11 +52,10 @@ from ocrdet.data.cache import (
     file_checksum,
     open_cache,
 )
-from ocrdet.data.check import DEFAULT_POLICY, check_dataset, listed_names, usable_names, write_skip_report
-from ocrdet.data.format import AnnotationError, read_json, split_paths
-from ocrdet.data.parallel import ordered_map, usable_cores
-from ocrdet.data.sources import load_sample
-from ocrdet.data.targets import TargetConfig, make_db_targets
+from ocrdet.data.sources.folder import load_sample
+from ocrdet.data.transforms.augment import letterbox
+from ocrdet.data.transforms.targets import TargetConfig, make_db_targets
+from ocrdet.parallel import ordered_map, usable_cores
 
 log = logging.getLogger(__name__)
 

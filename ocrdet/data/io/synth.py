@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ocrdet.data.format import Annotations, ImageAnnotation, Word, save_annotations, split_paths
-from ocrdet.data.orientation import (
+from ocrdet.data.io.format import Annotations, ImageAnnotation, Word, save_annotations, split_paths
+from ocrdet.data.io.orientation import (
     INVERSE_ORIENTATION,
     ORIENTATION_TAG,
     apply_orientation,

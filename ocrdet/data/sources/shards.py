@@ -35,11 +35,11 @@ import webdataset as wds
 from PIL import Image
 
 from ocrdet.atomic import atomic_write_text
-from ocrdet.data.decode import JPEG_START, ImageDecodeError, decode_bytes, read_image_bytes, read_orientation
-from ocrdet.data.format import load_annotations, split_paths
-from ocrdet.data.orientation import transform_points
-from ocrdet.data.parallel import ordered_map, usable_cores
-from ocrdet.data.sources import Sample, resize_long_side
+from ocrdet.data.io.decode import JPEG_START, ImageDecodeError, decode_bytes, read_image_bytes, read_orientation
+from ocrdet.data.io.format import load_annotations, split_paths
+from ocrdet.data.io.orientation import transform_points
+from ocrdet.data.sources.folder import Sample, resize_long_side
+from ocrdet.parallel import ordered_map, usable_cores
 
 INDEX = "index.json"
 SHARD_PATTERN = "{split}-%06d.tar"

@@ -28,8 +28,16 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ocrdet.data.loader import DataConfig, DetectionDataset, collate, init_worker
-from ocrdet.data.shards import INDEX, EncodedSample, ShardError, decode_sample, read_index, read_shard, shard_name
+from ocrdet.data.loaders.native import DataConfig, DetectionDataset, collate, init_worker
+from ocrdet.data.sources.shards import (
+    INDEX,
+    EncodedSample,
+    ShardError,
+    decode_sample,
+    read_index,
+    read_shard,
+    shard_name,
+)
 
 ItemFn = Callable[[EncodedSample], dict[str, Any]]
 """Encoded sample -> one item of a batch (training draws come from the item maker's ``AugmentRandom``)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from ocrdet.data.arrays import split_rows
+from ocrdet.arrays import split_rows
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ocrdet.data.arrays import split_rows
+from ocrdet.arrays import split_rows
 
 
 @pytest.mark.parametrize("cuts", [[], [0], [3, 3, 7], [10], [2, 5, 9]])

@@ -26,9 +26,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ocrdet.data.augment import sample_warp, transform_polygons, warp_matrix, warp_polygons
 from ocrdet.data.check import Problem, check_dataset, usable_names
-from ocrdet.data.decode import (
+from ocrdet.data.io.decode import (
     JPEG_START,
     MAX_PIXELS,
     ImageDecodeError,
@@ -36,12 +35,13 @@ from ocrdet.data.decode import (
     read_orientation,
     too_large,
 )
-from ocrdet.data.format import load_selected, split_paths
-from ocrdet.data.loader import AugmentRandom, DataConfig, init_worker
-from ocrdet.data.orientation import orientation_matrix
-from ocrdet.data.shards import EncodedSample
-from ocrdet.data.shared_batch import stack_batch
-from ocrdet.data.targets import MAP_KEYS, make_db_targets
+from ocrdet.data.io.format import load_selected, split_paths
+from ocrdet.data.io.orientation import orientation_matrix
+from ocrdet.data.loaders.native import AugmentRandom, DataConfig, init_worker
+from ocrdet.data.loaders.shared_batch import stack_batch
+from ocrdet.data.sources.shards import EncodedSample
+from ocrdet.data.transforms.augment import sample_warp, transform_polygons, warp_matrix, warp_polygons
+from ocrdet.data.transforms.targets import MAP_KEYS, make_db_targets
 
 EVAL_KEYS = ("name", "polygons", "ignore", "matrix")
 
@@ -140,7 +140,7 @@ def _pipeline(train: bool, size: int, batch_size: int, threads: int, device_id: 
 
 class DaliLoader:
     """Batches of ``loader`` (``GeometryItems`` collated by ``collate_encoded``) with their ``image`` made by
-    DALI: the keys of ``ocrdet.data.loader.collate``; on a GPU the images are CUDA tensors already."""
+    DALI: the keys of ``ocrdet.data.loaders.native.collate``; on a GPU the images are CUDA tensors already."""
 
     def __init__(self, loader: Iterable[dict[str, Any]], train: bool, size: int, batch_size: int, threads: int) -> None:
         self.loader, self.train, self.size, self.batch_size, self.threads = loader, train, size, batch_size, threads

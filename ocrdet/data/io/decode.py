@@ -18,7 +18,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
-from ocrdet.data.orientation import ORIENTATION_TAG, apply_orientation, orientation_matrix, transform_points
+from ocrdet.data.io.orientation import ORIENTATION_TAG, apply_orientation, orientation_matrix, transform_points
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 """File name suffixes (lower case) taken for images when a folder is listed."""
