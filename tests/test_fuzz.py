@@ -24,7 +24,8 @@ from ocrdet.data.io.format import (
 )
 from ocrdet.data.transforms.targets import MAP_DTYPES, TargetConfig, make_db_targets
 from ocrdet.eval.cleval import CLEval
-from ocrdet.eval.iou_hmean import POLYGONAL_TYPES, IoUHmean, polygon_set
+from ocrdet.eval.geometry import POLYGONAL_TYPES, polygon_set
+from ocrdet.eval.iou_hmean import IoUHmean
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,36 +1,53 @@
-"""CLEval for detection (character-level evaluation, Baek et al. 2020, clovaai/CLEval), vectorized per image.
+"""CLEval for detection (character-level evaluation, Baek et al. 2020), vectorized per image, equal to PyPI
+``cleval`` 0.1.1 (``CLEvalMetric`` / ``eval_functions.evaluation``) to the last bit of its figures.
 
 Per image:
 
-1. Every ground-truth polygon gets L pseudo character centres (PCC), spread evenly along the centre
-   line of its quad. L is the transcription's length; without a transcription (and always for
-   don't-care words) it is the pseudo count ``min(round(0.5 + max(r, 1/r)), 10)`` with ``r`` = mean of
-   the two "horizontal" sides / mean of the two "vertical" sides (+1e-5 each). Reading is along
-   p0 -> p1 when ``r >= vertical_aspect_ratio_threshold`` (0.5), else along p3 -> p0.
-2. Don't-care polygons lose the parts covered by care ground truth.
-3. Area precision ``AP[g, d] = area(g & d) / area(d)``; PCC inclusion: the centres of g inside d.
+1. Every ground-truth polygon gets L pseudo character centres (PCC). L is the transcription's length;
+   without a transcription (and always for don't-care words) it is the box's pseudo count (below).
+2. Don't-care polygons lose the parts covered by care ground truth they overlap.
+3. Area precision ``AP[g, d] = area(g & d) / area(d)``, stored as float32 (as CLEval's matrix);
+   PCC inclusion: the centres of g inside d.
 4. A detection is don't care when its AP with one don't-care word is ``>= c`` (``c`` =
-   ``area_precision_threshold``, 0.3), or its APs summed over the don't-care words of which it holds
-   a centre reach ``c``.
+   ``area_precision_threshold``, 0.3), or its APs summed (float32, in CLEval's set order) over the
+   don't-care words of which it holds a centre reach ``c``.
 5. Matching among care polygons, where "linked" means ``AP >= c`` and at least one centre inside:
    one-to-one (g and d each linked to exactly one polygon of ALL polygons, don't care included, and
    to each other); one-to-many (a word linked to >= 2 care detections); many-to-one (a detection
    holding centres of >= 2 care words whose APs sum to ``>= c``). Centres of unmatched pairs are dropped.
 6. TP = centres found by matched detections, each counted once. Recall = max(0, TP - split penalty) /
    GT characters; precision = max(0, TP - merge penalty) / (centres counted inside matched detections
-   + ``min(round(0.5 + 1/(r + 1e-5)), 10)`` per unmatched care detection). A word matched to k
-   detections costs ``(k - 1) * recall_granularity_penalty``, a detection matched to k words
-   ``(k - 1) * precision_granularity_penalty``. 0 where a denominator is 0, also for an image
-   without ground truth.
+   + the false-positive count per unmatched care detection). A word matched to k detections costs
+   ``(k - 1) * recall_granularity_penalty``, a detection matched to k words
+   ``(k - 1) * precision_granularity_penalty``. 0 where a denominator is 0, also for an image without
+   ground truth.
+
+Box types, as CLEval has them:
+
+- **4-point polygons (QUAD)**: geometry (areas, intersections, the inside test) on the points truncated
+  toward zero (CLEval's ``int()``), areas ``|shoelace|``, self-intersecting rings as even-odd regions (as
+  Polygon3/GPC). A centre is inside by Polygon3's ``isInside``: the crossing-number test, half-open (on an
+  axis-aligned box, points on the left and top edges are in, on the right and bottom edges out), with the
+  same floating-point expression. Centres, aspect ratio and counts use the points as given: ``r`` = mean
+  of sides p0p1, p2p3 over mean of sides p1p2, p3p0 (+1e-5 each); pseudo count
+  ``min(round(0.5 + max(r, 1/r)), 10)``; false-positive count ``min(round(0.5 + 1/(r + 1e-5)), 10)``;
+  reading along p0 -> p1 when ``r >= vertical_aspect_ratio_threshold`` (0.5), else along p3 -> p0; centre
+  k at ``p1 + unit / 2 + unit * k`` with CLEval's operation order.
+- **Other polygons (POLY)**: geometry is shapely's ``buffer(0)`` of the points as given (float), areas of
+  that region, and a centre is inside when strictly inside (``contains``). CLEval's aspect ratio for POLY
+  is ``min(10, h / w) + 1e5``, so its pseudo count is always 10 and its false-positive count 1. Centres
+  interpolate the first half of the points (top) and the reversed second half (bottom), with CLEval's
+  ``int()`` truncation of the interpolated points. A triangle is first completed to 4 points with
+  ``(x0, y2)``, as CLEval does.
+
+PyPI ``cleval`` 0.1.1 itself crashes on POLY ground truth (a missing ``scale`` attribute, and
+``pseudo_character_center`` called with an argument it does not take); the tests compare against it with
+those two lines patched. It also cannot mix box types in one image (Polygon3 & shapely); here a QUAD and
+a POLY intersect through shapely, each with its own region.
 
 Averaging: the standard CLEval way sums characters and penalties over the data set (``totals``); the
 receipt competition averages per-image recall, precision and H-mean (``image_mean``). ``CLEvalCounts``
 carries both, so it can be summed over workers and DDP ranks.
-
-Geometry follows ``iou_hmean``: ``|shoelace|`` areas, even-odd regions for self-intersecting
-polygons; a centre on a detection's boundary is not inside. Polygons that are not 4-point quads use
-their minimum-area rectangle, ordered clockwise from the corner with the smallest x + y, for the
-aspect ratio and the centre line. Float coordinates are used as given (CLEval's quads truncate to int).
 """
 
 from __future__ import annotations
@@ -38,14 +55,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 
-import cv2
 import numpy as np
 import shapely
 
-from ocrdet.eval.iou_hmean import GRID, SLACK, box_overlap, candidate_pairs, check_polygons, polygon_set, polygonal
+from ocrdet.eval.geometry import (
+    GRID,
+    box_overlap,
+    candidate_pairs,
+    check_polygons,
+    polygon_set,
+    polygonal,
+)
 
 MAX_PSEUDO_CHARS = 10
 ASPECT_EPS = 1e-5
+POLY_PSEUDO_CHARS = 10
+"""CLEval's POLY aspect ratio is ``min(10, h / w) + 1e5``: its pseudo count is always 10 ..."""
+POLY_FALSE_POSITIVE_CHARS = 1
+"""... and an unmatched POLY detection is charged ``round(0.5 + 1 / (1e-5 + ~1e5))`` = 1 character."""
+AP_SLACK = 1e-6
+"""Relative margin of the area-precision pruning bound: wider than float32 rounding of the stored AP."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +86,7 @@ class CLEvalConfig:
 
 
 def _hmean(precision: float, recall: float) -> float:
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return 2 * recall * precision / (recall + precision) if precision + recall else 0.0
 
 
 @dataclass(frozen=True)
@@ -104,36 +133,96 @@ class CLEvalCounts:
         return out
 
 
-def char_quads(polys: Sequence[np.ndarray]) -> np.ndarray:
-    """float64 (n, 4, 2): 4-point polygons as given, others as their ordered minimum-area rectangle."""
-    quads = np.empty((len(polys), 4, 2))
-    for i, poly in enumerate(polys):
-        if len(poly) == 4:
-            quads[i] = poly
-            continue
-        box = cv2.boxPoints(cv2.minAreaRect(np.asarray(poly, dtype=np.float32))).astype(np.float64)
-        if np.cross(box[1] - box[0], box[2] - box[1]) < 0:
-            box = box[::-1]
-        quads[i] = np.roll(box, -int(np.argmin(box.sum(axis=1))), axis=0)
-    return quads
+# --- QUAD rules ------------------------------------------------------------------------------------------
 
 
 def aspect_ratios(quads: np.ndarray) -> np.ndarray:
-    """(n,) mean length of sides p0p1, p2p3 over mean length of sides p1p2, p3p0, with CLEval's epsilon."""
-    side = np.linalg.norm(quads - np.roll(quads, -1, axis=1), axis=2)
+    """(n,) CLEval's QUAD aspect ratio of float64 (n, 4, 2) quads, with its operation order."""
+    d = quads - np.roll(quads, -1, axis=1)
+    side = np.sqrt(np.abs(d[..., 0]) * np.abs(d[..., 0]) + np.abs(d[..., 1]) * np.abs(d[..., 1]))
     return ((side[:, 0] + side[:, 2]) / 2 + ASPECT_EPS) / ((side[:, 1] + side[:, 3]) / 2 + ASPECT_EPS)
 
 
 def pseudo_char_counts(quads: np.ndarray) -> np.ndarray:
-    """(n,) int64 character count estimated from the aspect ratio: ``min(round(0.5 + max(r, 1/r)), 10)``."""
+    """(n,) int64 character count of quads estimated from the aspect ratio: ``min(round(0.5 + max(r, 1/r)), 10)``."""
     r = aspect_ratios(quads)
     return np.minimum(np.round(0.5 + np.maximum(r, 1 / r)), MAX_PSEUDO_CHARS).astype(np.int64)
 
 
 def false_positive_char_counts(quads: np.ndarray) -> np.ndarray:
-    """(n,) int64 characters charged to an unmatched detection: ``min(round(0.5 + 1/(r + 1e-5)), 10)``."""
+    """(n,) int64 characters charged to an unmatched quad: ``min(round(0.5 + 1/(1e-5 + r)), 10)``."""
     r = aspect_ratios(quads)
     return np.minimum(np.round(0.5 + 1 / (ASPECT_EPS + r)), MAX_PSEUDO_CHARS).astype(np.int64)
+
+
+def quad_centres(quads: np.ndarray, counts: np.ndarray, vertical_threshold: float) -> np.ndarray:
+    """Pseudo character centres of quads, float64 (sum(counts), 2), word after word, as CLEval computes them."""
+    vertical = aspect_ratios(quads) < vertical_threshold
+    lt, rt, rb, lb = (np.where(vertical[:, None], quads[:, (k + 3) % 4], quads[:, k]) for k in range(4))
+    p1 = (lt + lb) / 2
+    p2 = (rt + rb) / 2
+    owner = np.repeat(np.arange(len(quads)), counts)
+    k = concat_ranges(np.zeros(len(counts)), counts).astype(np.float64)[:, None]
+    unit = (p2[owner] - p1[owner]) / counts[owner][:, None]
+    return p1[owner] + unit / 2 + unit * k
+
+
+def inside_quads(quads: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Polygon3's ``isInside`` (crossing-number test, half-open) of points (x[i], y[i]) in quads (n, 4, 2)."""
+    inside = np.zeros(len(x), dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(4):
+            vi, vj = quads[:, i], quads[:, i - 1]
+            crosses = ((vi[:, 1] <= y) & (y < vj[:, 1])) | ((vj[:, 1] <= y) & (y < vi[:, 1]))
+            edge_x = (vj[:, 0] - vi[:, 0]) * (y - vi[:, 1]) / (vj[:, 1] - vi[:, 1]) + vi[:, 0]
+            inside ^= crosses & (x < edge_x)
+    return inside
+
+
+# --- POLY rules ------------------------------------------------------------------------------------------
+
+
+def poly_points(poly: np.ndarray) -> np.ndarray:
+    """CLEval's POLY points: a triangle gets a fourth point ``(x0, y2)``."""
+    if len(poly) == 3:
+        return np.vstack([poly, [poly[0, 0], poly[2, 1]]])
+    return poly
+
+
+def poly_centres(poly: np.ndarray, length: int) -> list[tuple[float, float]]:
+    """CLEval's POLY ``pseudo_character_center``: top half of the points against the reversed bottom half."""
+    xs, ys = poly[:, 0].tolist(), poly[:, 1].tolist()
+    half = len(poly) // 2
+    top_x, top_y, bottom_x, bottom_y = xs[:half], ys[:half], xs[half:][::-1], ys[half:][::-1]
+    new_top_x, new_top_y, new_bottom_x, new_bottom_y = [], [], [], []
+    for s in range(half - 1):
+        for line, start, end in (
+            (new_top_x, top_x[s], top_x[s + 1]),
+            (new_top_y, top_y[s], top_y[s + 1]),
+            (new_bottom_x, bottom_x[s], bottom_x[s + 1]),
+            (new_bottom_y, bottom_y[s], bottom_y[s + 1]),
+        ):
+            step = (end - start) / length
+            line.append(start)
+            line += [int(start + step * k) for k in range(1, length)]
+    new_top_x.append(top_x[-1])
+    new_top_y.append(top_y[-1])
+    new_bottom_x.append(bottom_x[-1])
+    new_bottom_y.append(bottom_y[-1])
+    section = (len(new_top_x) - 1) / length
+    out = []
+    for c in range(length):
+        a, b = int(c * section), int((c + 1) * section)
+        out.append(
+            (
+                (new_top_x[a] + new_top_x[b] + new_bottom_x[a] + new_bottom_x[b]) / 4,
+                (new_top_y[a] + new_top_y[b] + new_bottom_y[a] + new_bottom_y[b]) / 4,
+            )
+        )
+    return out
+
+
+# --- both ------------------------------------------------------------------------------------------------
 
 
 def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -143,40 +232,117 @@ def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(starts, dtype=np.int64) - before, lengths) + np.arange(lengths.sum())
 
 
-def char_centres(quads: np.ndarray, counts: np.ndarray, vertical_threshold: float) -> np.ndarray:
-    """Pseudo character centres of the words, float64 (sum(counts), 2), word after word."""
-    vertical = aspect_ratios(quads) < vertical_threshold
-    ordered = np.where(vertical[:, None, None], np.roll(quads, 1, axis=1), quads)
-    start = (ordered[:, 0] + ordered[:, 3]) / 2
-    end = (ordered[:, 1] + ordered[:, 2]) / 2
-    owner = np.repeat(np.arange(len(quads)), counts)
-    k = concat_ranges(np.zeros(len(counts)), counts)
-    t = ((k + 0.5) / counts[owner])[:, None]
-    return start[owner] + (end[owner] - start[owner]) * t
+@dataclass(frozen=True)
+class Boxes:
+    """Polygons of one side of an image under CLEval's box types: ``quad`` (n,) bool, ``quads`` (n, 4, 2)
+    float64 points as given (zeros for POLY), ``cut`` the truncated ones, ``geoms`` (n,) valid polygonal
+    regions, ``area`` (n,) and ``bounds`` (n, 4) covering both the given points and the region."""
+
+    polys: list[np.ndarray]
+    quad: np.ndarray
+    quads: np.ndarray
+    cut: np.ndarray
+    geoms: np.ndarray
+    area: np.ndarray
+    bounds: np.ndarray
 
 
-def char_counts(gt_quads: np.ndarray, ignore: np.ndarray, texts: Sequence[str | None] | None) -> np.ndarray:
+def make_boxes(polys: list[np.ndarray]) -> Boxes:
+    n = len(polys)
+    quad = np.array([len(p) == 4 for p in polys], dtype=bool)
+    polys = [p if q else poly_points(p) for p, q in zip(polys, quad, strict=True)]
+    quads = np.zeros((n, 4, 2))
+    if quad.any():
+        quads[quad] = np.stack([p for p, q in zip(polys, quad, strict=True) if q])
+    cut = np.trunc(quads)
+    geoms = np.empty(n, dtype=object)
+    area = np.zeros(n)
+    bounds = np.zeros((n, 4))
+    if n:
+        raw = np.array([[*p.min(axis=0), *p.max(axis=0)] for p in polys]).reshape(n, 4)
+        bounds[:] = raw
+    qi, pi = np.flatnonzero(quad), np.flatnonzero(~quad)
+    if len(qi):
+        qs = polygon_set(list(cut[qi]))
+        geoms[qi], area[qi] = qs.geoms, qs.area
+        bounds[qi, :2] = np.minimum(bounds[qi, :2], qs.bounds[:, :2])
+        bounds[qi, 2:] = np.maximum(bounds[qi, 2:], qs.bounds[:, 2:])
+    if len(pi):
+        sizes = [len(polys[i]) for i in pi]
+        rings = shapely.linearrings(
+            np.concatenate([polys[i] for i in pi]), indices=np.repeat(np.arange(len(pi)), sizes)
+        )
+        regions = polygonal(shapely.buffer(shapely.polygons(rings), 0))
+        geoms[pi], area[pi] = regions, shapely.area(regions)
+        bounds[pi] += [-1, -1, 1, 1]  # the interpolated centres are truncated with int(): up to 1 px outside
+    return Boxes(polys, quad, quads, cut, geoms, area, bounds)
+
+
+def char_counts(gt: Boxes, ignore: np.ndarray, texts: Sequence[str | None] | None) -> np.ndarray:
     """(n,) int64 characters per word: the transcription's length, else (and for don't care) the pseudo count."""
-    counts = pseudo_char_counts(gt_quads)
+    counts = np.where(gt.quad, pseudo_char_counts(gt.quads), POLY_PSEUDO_CHARS)
     if texts is None:
         return counts
     lengths = np.array([len(t) if t else 0 for t in texts], dtype=np.int64)
     return np.where(~ignore & (lengths > 0), lengths, counts)
 
 
+def char_centres(gt: Boxes, counts: np.ndarray, vertical_threshold: float) -> np.ndarray:
+    """float64 (sum(counts), 2) centres, word after word."""
+    centres = np.empty((int(counts.sum()), 2))
+    starts = np.cumsum(counts) - counts
+    qi = np.flatnonzero(gt.quad)
+    if len(qi):
+        rows = concat_ranges(starts[qi], counts[qi])
+        centres[rows] = quad_centres(gt.quads[qi], counts[qi], vertical_threshold)
+    for i in np.flatnonzero(~gt.quad & (counts > 0)):
+        centres[starts[i] : starts[i] + counts[i]] = poly_centres(gt.polys[i], int(counts[i]))
+    return centres
+
+
+def inside(det: Boxes, dets: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(m,) bool: point (x[i], y[i]) inside detection dets[i] by its box type's rule."""
+    out = np.zeros(len(dets), dtype=bool)
+    q = det.quad[dets]
+    out[q] = inside_quads(det.cut[dets[q]], x[q], y[q])
+    out[~q] = shapely.contains_xy(det.geoms[dets[~q]], x[~q], y[~q])
+    return out
+
+
+def set_order(indices: np.ndarray) -> list[int]:
+    """The order in which CLEval iterates a Python ``set`` of these indices."""
+    return list(set(indices.tolist()))
+
+
 def match_matrix(ap: np.ndarray, pcc: np.ndarray, care_gt: np.ndarray, care_det: np.ndarray, c: float) -> np.ndarray:
     """(n_gt, n_det) bool: one-to-one, one-to-many and many-to-one matches among care polygons.
 
-    ``ap`` float64 area precision, ``pcc`` int64 centres of the word inside the detection, ``c`` the
+    ``ap`` float32 area precision, ``pcc`` int64 centres of the word inside the detection, ``c`` the
     area-precision threshold. One-to-one counts links to all polygons, don't care included (as CLEval).
     """
-    linked = (ap >= c) & (pcc > 0)
+    linked = (ap >= np.float32(c)) & (pcc > 0)
     one_to_one = linked & (linked.sum(axis=1) == 1)[:, None] & (linked.sum(axis=0) == 1)[None, :]
     linked_care = linked & care_det[None, :]
     one_to_many = linked_care & (linked_care.sum(axis=1) >= 2)[:, None]
     holds = (pcc > 0) & care_gt[:, None]
-    many_to_one = holds & (((ap * holds).sum(axis=0) >= c) & (holds.sum(axis=0) >= 2))[None, :]
+    ap_sum = (ap.astype(np.float64) * holds).sum(axis=0)  # numba's float64 sum of the float32 values
+    many_to_one = holds & ((ap_sum >= c) & (holds.sum(axis=0) >= 2))[None, :]
     return (one_to_one | one_to_many | many_to_one) & care_gt[:, None] & care_det[None, :]
+
+
+def dont_care_detections(ap: np.ndarray, pcc: np.ndarray, ignore: np.ndarray, c: float) -> np.ndarray:
+    """(n_det,) bool: CLEval's ``get_det_dc_indices`` - one don't-care AP ``>= c``, or the float32 sum of the
+    don't-care APs of words whose centres it holds, added in CLEval's set order, ``>= c``."""
+    n_det = ap.shape[1]
+    dc = set_order(np.flatnonzero(ignore))
+    if not dc:
+        return np.zeros(n_det, dtype=bool)
+    threshold = np.float32(c)
+    dont_care = (ap[dc] >= threshold).any(axis=0)
+    acc = np.zeros(n_det, dtype=np.float32)
+    for g in dc:
+        acc = acc + np.where(pcc[g] > 0, ap[g], np.float32(0))
+    return dont_care | (acc >= threshold)
 
 
 def cleval_image(
@@ -194,41 +360,41 @@ def cleval_image(
         raise ValueError(f"{len(gts)} ground-truth polygons but {len(ignore)} ignore flags / texts")
     c = config.area_precision_threshold
     n_gt, n_det = len(gts), len(dets)
-    gt_quads = char_quads(gts)
-    counts = char_counts(gt_quads, ignore, gt_texts)
-    centres = char_centres(gt_quads, counts, config.vertical_aspect_ratio_threshold)
-    gt, det = polygon_set(gts), polygon_set(dets)
+    gt, det = make_boxes(gts), make_boxes(dets)
+    counts = char_counts(gt, ignore, gt_texts)
+    centres = char_centres(gt, counts, config.vertical_aspect_ratio_threshold)
     pg, pd = candidate_pairs(gt.bounds, det.bounds)
 
     # (pair, centre) incidences: every centre of the pair's word, tested against the pair's detection.
     inc_pair = np.repeat(np.arange(len(pg)), counts[pg])
     inc_char = concat_ranges((np.cumsum(counts) - counts)[pg], counts[pg])
-    inside = shapely.contains_xy(det.geoms[pd[inc_pair]], centres[inc_char, 0], centres[inc_char, 1])
-    pair_pcc = np.bincount(inc_pair[inside], minlength=len(pg))
+    found_in = inside(det, pd[inc_pair], centres[inc_char, 0], centres[inc_char, 1])
+    pair_pcc = np.bincount(inc_pair[found_in], minlength=len(pg))
     pcc = np.zeros((n_gt, n_det), dtype=np.int64)
     pcc[pg, pd] = pair_pcc
 
     # Area precision matters where the pair shares a centre, or for a don't-care word where the box
     # overlap (an upper bound of the intersection) could reach the threshold; elsewhere it stays 0.
     det_area = det.area[pd]
-    bound = box_overlap(gt.bounds[pg], det.bounds[pd]) >= c * det_area * (1 - SLACK)
+    bound = box_overlap(gt.bounds[pg], det.bounds[pd]) >= c * det_area * (1 - AP_SLACK)
     todo = np.flatnonzero((det_area > 0) & ((pair_pcc > 0) | (ignore[pg] & bound)))
     gt_geoms = _without_care_parts(gt.geoms, gt.bounds, ignore)
-    ap = np.zeros((n_gt, n_det))
+    ap = np.zeros((n_gt, n_det), dtype=np.float32)
     ap[pg[todo], pd[todo]] = (
         shapely.area(shapely.intersection(gt_geoms[pg[todo]], det.geoms[pd[todo]])) / det_area[todo]
     )
 
-    det_ignore = (ap[ignore] >= c).any(axis=0) | ((ap[ignore] * (pcc[ignore] > 0)).sum(axis=0) >= c)
+    det_ignore = dont_care_detections(ap, pcc, ignore, c)
     match = match_matrix(ap, pcc, ~ignore, ~det_ignore, c)
 
-    found = match[pg[inc_pair], pd[inc_pair]] & inside
+    found = match[pg[inc_pair], pd[inc_pair]] & found_in
     tp = len(np.unique(inc_char[found]))
     gts_per_det = match.sum(axis=0)
     split = config.recall_granularity_penalty * float(np.maximum(match.sum(axis=1) - 1, 0).sum())
     merge = config.precision_granularity_penalty * float(np.maximum(gts_per_det - 1, 0).sum())
-    unmatched = np.flatnonzero(~det_ignore & (gts_per_det == 0))
-    char_det = int(found.sum()) + int(false_positive_char_counts(char_quads([dets[i] for i in unmatched])).sum())
+    unmatched = ~det_ignore & (gts_per_det == 0)
+    fp = np.where(det.quad, false_positive_char_counts(det.quads), POLY_FALSE_POSITIVE_CHARS)
+    char_det = int(found.sum()) + int(fp[unmatched].sum())
     char_gt = int(counts[~ignore].sum())
     recall = max(0.0, tp - split) / char_gt if char_gt else 0.0
     precision = max(0.0, tp - merge) / char_det if char_det else 0.0
