@@ -3,8 +3,10 @@ geometry, candidate pairs by bounding box, and the checks of polygon arrays."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import shapely
@@ -20,12 +22,14 @@ snap-rounding always returns valid geometry, at an area error of about ``GRID`` 
 class PolygonSet:
     """Many polygons as shapely arrays: ``geoms`` (n,) object, ``area`` (n,) float64 |shoelace|,
     ``bounds`` (n, 4) float64 xmin, ymin, xmax, ymax, ``valid`` (n,) bool (False: self-intersecting
-    or collapsed ring, whose geometry is its even-odd region and whose ``area`` is not that region's)."""
+    or collapsed ring, whose geometry is its even-odd region and whose ``area`` is not that region's),
+    ``points`` the float64 (N_i, 2) polygons as given."""
 
     geoms: np.ndarray
     area: np.ndarray
     bounds: np.ndarray
     valid: np.ndarray
+    points: Sequence[np.ndarray] = ()
 
 
 def check_polygons(polys: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
@@ -93,7 +97,7 @@ def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
     """
     n = len(polys)
     if n == 0:
-        return PolygonSet(np.empty(0, dtype=object), np.empty(0), np.empty((0, 4)), np.empty(0, dtype=bool))
+        return PolygonSet(np.empty(0, dtype=object), np.empty(0), np.empty((0, 4)), np.empty(0, dtype=bool), [])
     sizes = np.fromiter((len(p) for p in polys), dtype=np.int64, count=n)
     coords = np.concatenate(polys)
     owner = np.repeat(np.arange(n), sizes)
@@ -116,7 +120,7 @@ def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
         ],
         axis=1,
     )
-    return PolygonSet(geoms, area, bounds, ~invalid)
+    return PolygonSet(geoms, area, bounds, ~invalid, polys)
 
 
 def candidate_pairs(gt_bounds: np.ndarray, det_bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,3 +143,97 @@ def box_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 SLACK = 1e-9
 """Relative margin of pruning bounds, so that rounding never prunes a pair that passes a threshold."""
+
+
+TIE = 1e-9
+"""Relative distance from a threshold within which a float ratio is decided again in exact arithmetic."""
+
+
+def _signed_area(points: list[tuple[Fraction, Fraction]]) -> Fraction:
+    n = len(points)
+    return (
+        sum(
+            (points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1] for i in range(n)),
+            Fraction(0),
+        )
+        / 2
+    )
+
+
+def _is_convex(points: list[tuple[Fraction, Fraction]]) -> bool:
+    """Every turn the same way (collinear ones aside) and one turn around: a convex, simple polygon."""
+    n = len(points)
+    signs = set()
+    for i in range(n):
+        (ax, ay), (bx, by), (cx, cy) = points[i - 1], points[i], points[(i + 1) % n]
+        cross = (bx - ax) * (cy - by) - (by - ay) * (cx - bx)
+        if cross:
+            signs.add(cross > 0)
+    if len(signs) != 1:
+        return False
+    angles = [
+        math.atan2(float(points[(i + 1) % n][1] - p[1]), float(points[(i + 1) % n][0] - p[0]))
+        for i, p in enumerate(points)
+    ]
+    turning = sum(
+        (b - a + math.pi) % (2 * math.pi) - math.pi for a, b in zip(angles, angles[1:] + angles[:1], strict=True)
+    )
+    return abs(abs(turning) - 2 * math.pi) < 1e-6
+
+
+def exact_area(points: np.ndarray) -> Fraction:
+    """|shoelace| of float64 (N, 2) points, exactly (every float is a rational)."""
+    return abs(_signed_area([(Fraction(x), Fraction(y)) for x, y in points.tolist()]))
+
+
+def exact_intersection_area(a: np.ndarray, b: np.ndarray) -> Fraction | None:
+    """Exact area of polygon ``a`` & polygon ``b`` (float64 (N, 2) points taken as the rationals they are),
+    when one of them is convex and the other simple: Sutherland-Hodgman clipping of the other by the convex
+    one in rational arithmetic. None when neither is convex or the other is self-intersecting."""
+    pa = [(Fraction(x), Fraction(y)) for x, y in a.tolist()]
+    pb = [(Fraction(x), Fraction(y)) for x, y in b.tolist()]
+    if _is_convex(pb) and shapely.is_valid(shapely.Polygon(a)):
+        clip, subject = pb, pa
+    elif _is_convex(pa) and shapely.is_valid(shapely.Polygon(b)):
+        clip, subject = pa, pb
+    else:
+        return None
+    if _signed_area(clip) < 0:
+        clip = clip[::-1]
+    out = subject
+    for i in range(len(clip)):
+        (cx, cy), (dx, dy) = clip[i], clip[(i + 1) % len(clip)]
+
+        def side(p: tuple[Fraction, Fraction], cx=cx, cy=cy, dx=dx, dy=dy) -> Fraction:
+            return (dx - cx) * (p[1] - cy) - (dy - cy) * (p[0] - cx)
+
+        points, out = out, []
+        for j in range(len(points)):
+            p, q = points[j - 1], points[j]
+            sp, sq = side(p), side(q)
+            if sq >= 0:
+                if sp < 0:
+                    t = sp / (sp - sq)
+                    out.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
+                out.append(q)
+            elif sp >= 0:
+                t = sp / (sp - sq)
+                out.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
+        if not out:
+            return Fraction(0)
+    return abs(_signed_area(out))
+
+
+def ratio_above(
+    num: np.ndarray, den: np.ndarray, threshold: float, near_ties: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """(n,) bool ``num / den > threshold`` (``den > 0``), where ratios within ``TIE`` of the threshold are decided
+    by ``near_ties(positions)``: exact answers, or None entries where no exact answer is known (the float
+    comparison stays)."""
+    above = num > threshold * den
+    near = np.flatnonzero(np.abs(num - threshold * den) <= TIE * np.abs(den))
+    if len(near):
+        for k, exact in zip(near.tolist(), near_ties(near), strict=True):
+            if exact is not None:
+                above[k] = exact
+    return above

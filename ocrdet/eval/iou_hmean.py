@@ -20,6 +20,13 @@ The rules of the official RRC script (``script.py`` + ``rrc_evaluation_funcs.py`
 5. Per image: no care ground truth -> recall 1, precision 0 if any care detection else 1. Data set:
    sums of matched / care GT / care detections over images; 0 where a denominator is 0.
 
+Ties: a ratio within ``geometry.TIE`` (1e-9, relative) of a threshold is decided again in exact rational
+arithmetic on the coordinates as given (``geometry.exact_intersection_area``, when one polygon of the pair is
+convex and the other simple: every non-bow-tie quad of the competition), so exactly 1/2 is never "> 0.5". The
+official script decides such a tie with Polygon3's float noise, which lands on either side (0.5000000000000004
+in ``tests/eval/test_iou_hmean.py::test_exact_half_is_never_above_half``): the one point where it and ocrdet
+may differ. Ratios away from ties equal the script's (tested against ``iou_hmean_reference`` on Polygon3).
+
 Deliberate differences, none of which changes a result for clockwise integer quads (the only input the
 official script accepts): polygons may have any number (>= 3) of points and float coordinates (the
 script truncates with ``int()``), and either orientation (the script rejects a whole submission with
@@ -34,11 +41,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import shapely
 
-from ocrdet.eval.geometry import SLACK, PolygonSet, box_overlap, candidate_pairs, check_polygons, polygon_set
+from ocrdet.eval.geometry import (
+    SLACK,
+    PolygonSet,
+    box_overlap,
+    candidate_pairs,
+    check_polygons,
+    exact_area,
+    exact_intersection_area,
+    polygon_set,
+    ratio_above,
+)
 
 IOU_THRESHOLD = 0.5
 AREA_PRECISION_THRESHOLD = 0.5
@@ -156,15 +174,27 @@ def det_dont_care(batch: ImageBatch, area_precision_threshold: float = AREA_PREC
     pos = np.flatnonzero(
         batch.gt_ignore[g] & (det_area > 0) & (batch.box_overlap >= area_precision_threshold * det_area * (1 - SLACK))
     )
-    inside = _intersection_area(batch, pos) / det_area[pos]
+    inter = _intersection_area(batch, pos)
+
+    def exact(near: np.ndarray) -> list[bool | None]:
+        out: list[bool | None] = []
+        for k in pos[near].tolist():
+            det_points, gt_points = batch.det.points[d[k]], batch.gt.points[g[k]]
+            exact_inter = exact_intersection_area(det_points, gt_points)
+            limit = Fraction(area_precision_threshold) * exact_area(det_points)
+            out.append(None if exact_inter is None else exact_inter > limit)
+        return out
+
+    above = ratio_above(inter, det_area[pos], area_precision_threshold, exact)
     dont_care = np.zeros(len(batch.det.area), dtype=bool)
-    dont_care[d[pos[inside > area_precision_threshold]]] = True
+    dont_care[d[pos[above]]] = True
     return dont_care
 
 
-def pair_iou(batch: ImageBatch, pos: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """IoU of the pairs at positions ``pos``, float64; pairs that provably cannot exceed ``iou_threshold``
-    get 0 without a GEOS call.
+def pair_passes(batch: ImageBatch, pos: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """(len(pos),) bool: IoU of the pairs at positions ``pos`` strictly above ``iou_threshold``. Pairs that
+    provably cannot pass are decided without a GEOS call; IoUs within ``TIE`` of the threshold are decided in
+    exact rational arithmetic (``geometry.exact_intersection_area``).
 
     For valid polygons ``inter <= min(box overlap, area_det, area_gt)``; for invalid ones only the box
     overlap bounds the region. IoU grows with ``inter`` while the union is positive, hence the bound.
@@ -175,13 +205,26 @@ def pair_iou(batch: ImageBatch, pos: np.ndarray, iou_threshold: float) -> np.nda
     upper = np.where(both_valid, np.minimum(box, np.minimum(a_d, a_g)), box)
     rest = a_d + a_g - upper
     hopeless = (rest > 0) & (upper <= iou_threshold * rest * (1 - SLACK))
-    iou = np.zeros(len(pos))
+    passes = np.zeros(len(pos), dtype=bool)
     todo = np.flatnonzero(~hopeless)
     inter = _intersection_area(batch, pos[todo])
     union = a_d[todo] + a_g[todo] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou[todo] = np.where(union != 0, inter / union, 0.0)
-    return iou
+    positive = union > 0  # a zero union is IoU 0 (the script catches the division error); never above
+
+    def exact(near: np.ndarray) -> list[bool | None]:
+        out: list[bool | None] = []
+        for k in todo[positive][near].tolist():
+            det_points, gt_points = batch.det.points[d[k]], batch.gt.points[g[k]]
+            exact_inter = exact_intersection_area(det_points, gt_points)
+            if exact_inter is None:
+                out.append(None)
+                continue
+            exact_union = exact_area(det_points) + exact_area(gt_points) - exact_inter
+            out.append(exact_union > 0 and exact_inter > Fraction(iou_threshold) * exact_union)
+        return out
+
+    passes[todo[positive]] = ratio_above(inter[positive], union[positive], iou_threshold, exact)
+    return passes
 
 
 def greedy_match(
@@ -191,11 +234,10 @@ def greedy_match(
     indices of the matched pairs, in matching order."""
     dont_care = det_dont_care(batch, area_precision_threshold)
     pos = np.flatnonzero(~batch.gt_ignore[batch.pair_gt] & ~dont_care[batch.pair_det])
-    iou = pair_iou(batch, pos, iou_threshold)
     gt_taken = np.zeros(len(batch.gt.area), dtype=bool)
     det_taken = np.zeros(len(batch.det.area), dtype=bool)
     pairs: list[tuple[int, int]] = []
-    passing = pos[iou > iou_threshold]
+    passing = pos[pair_passes(batch, pos, iou_threshold)]
     for g, d in zip(batch.pair_gt[passing].tolist(), batch.pair_det[passing].tolist(), strict=True):
         if not gt_taken[g] and not det_taken[d]:
             gt_taken[g] = det_taken[d] = True

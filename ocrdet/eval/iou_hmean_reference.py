@@ -1,71 +1,81 @@
-"""The ICDAR 2015 (RRC Challenge 4) IoU protocol as the official script runs it: one pair of polygons at a time.
+"""The ICDAR 2015 (RRC Challenge 4, task 4.1) IoU protocol as the official script runs it, on Polygon3: one pair
+of polygons at a time. Re-implemented from the protocol, not copied; the oracle of ``ocrdet.eval.iou_hmean``.
 
-The slow, obviously correct counterpart of ``ocrdet.eval.iou_hmean.match_image``; the tests compare the two and
-``ocrdet bench eval`` times them in one run.
+Needs the dev extra ``polygon3`` (its licence keeps it out of the runtime dependencies). Polygons are taken as
+given (the script first truncates its integer CSV with ``int()``; integer input is the same).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
-import shapely
 
-from ocrdet.eval.iou_hmean import ImageCounts
-
-
-def _region(points: np.ndarray) -> shapely.Geometry:
-    """What Polygon3/GPC clips with: the polygon, or the even-odd region of a self-intersecting ring."""
-    poly = shapely.Polygon(points)
-    return poly if poly.is_valid else shapely.make_valid(poly, method="linework")
+from ocrdet.eval.iou_hmean import AREA_PRECISION_THRESHOLD, IOU_THRESHOLD, ImageCounts
 
 
-def _area(points: np.ndarray) -> float:
-    """Polygon3 ``area()``: |shoelace| of the ring as given."""
-    x, y = np.asarray(points, dtype=np.float64).T
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+def _intersection(a, b) -> float:
+    """The script's ``get_intersection``: area of the GPC intersection, 0 when it is empty."""
+    inter = a & b
+    return 0.0 if len(inter) == 0 else inter.area()
 
 
-class _Poly:
-    """A polygon's points, Polygon3 area and bounding box, computed once."""
+def reference_match_image(
+    gt_polys: Sequence[np.ndarray],
+    gt_ignore: np.ndarray,
+    det_polys: Sequence[np.ndarray],
+    iou_threshold: float = IOU_THRESHOLD,
+    area_precision_threshold: float = AREA_PRECISION_THRESHOLD,
+) -> ImageCounts:
+    """Counts of one image: don't-care detections first, then the greedy one-to-one matching in input order."""
+    import Polygon
 
-    def __init__(self, points: np.ndarray) -> None:
-        self.points = np.asarray(points, dtype=np.float64)
-        self.area = _area(self.points)
-        self.box = (*self.points.min(axis=0).tolist(), *self.points.max(axis=0).tolist())
-
-
-def _intersection_area(a: _Poly, b: _Poly) -> float:
-    """Area of region(a) & region(b); 0 without calling GEOS when the bounding boxes are apart."""
-    if a.box[2] < b.box[0] or b.box[2] < a.box[0] or a.box[3] < b.box[1] or b.box[3] < a.box[1]:
-        return 0.0
-    return _region(a.points).intersection(_region(b.points)).area
-
-
-def reference_match_image(gt_polys, gt_ignore, det_polys, iou_threshold=0.5, area_precision_threshold=0.5):
-    """Transliteration of the RRC Challenge 4 ``evaluate_method`` for one image."""
-    gt_polys = [_Poly(p) for p in gt_polys]
-    det_polys = [_Poly(p) for p in det_polys]
-    gt_dont_care = [g for g in range(len(gt_polys)) if gt_ignore[g]]
+    gts = [Polygon.Polygon(np.asarray(p, dtype=np.float64).tolist()) for p in gt_polys]
+    dets = [Polygon.Polygon(np.asarray(p, dtype=np.float64).tolist()) for p in det_polys]
+    gt_dont_care = [g for g in range(len(gts)) if gt_ignore[g]]
     det_dont_care = []
-    for d, det in enumerate(det_polys):
+    for d, det in enumerate(dets):
         for g in gt_dont_care:
-            intersected_area = _intersection_area(gt_polys[g], det)
-            precision = 0 if det.area == 0 else intersected_area / det.area
+            area = det.area()
+            precision = 0 if area == 0 else _intersection(gts[g], det) / area
             if precision > area_precision_threshold:
                 det_dont_care.append(d)
                 break
-    iou = np.zeros((len(gt_polys), len(det_polys)))
-    for g, gt in enumerate(gt_polys):
-        for d, det in enumerate(det_polys):
-            inter = _intersection_area(det, gt)
-            union = det.area + gt.area - inter
-            iou[g, d] = inter / union if union != 0 else 0.0
-    gt_taken = [False] * len(gt_polys)
-    det_taken = [False] * len(det_polys)
+    iou = np.zeros((len(gts), len(dets)))
+    for g, gt in enumerate(gts):
+        for d, det in enumerate(dets):
+            inter = _intersection(det, gt)
+            try:
+                iou[g, d] = inter / (det.area() + gt.area() - inter)
+            except ZeroDivisionError:
+                iou[g, d] = 0.0
+    gt_taken = [False] * len(gts)
+    det_taken = [False] * len(dets)
     matched = 0
-    for g in range(len(gt_polys)):
-        for d in range(len(det_polys)):
-            free = not gt_taken[g] and not det_taken[d]
-            if free and g not in gt_dont_care and d not in det_dont_care and iou[g, d] > iou_threshold:
+    for g in range(len(gts)):
+        for d in range(len(dets)):
+            if gt_taken[g] or det_taken[d] or g in gt_dont_care or d in det_dont_care:
+                continue
+            if iou[g, d] > iou_threshold:
                 gt_taken[g] = det_taken[d] = True
                 matched += 1
-    return ImageCounts(len(gt_polys) - len(gt_dont_care), len(det_polys) - len(det_dont_care), matched)
+    return ImageCounts(len(gts) - len(gt_dont_care), len(dets) - len(det_dont_care), matched)
+
+
+def reference_ratios(gt_polys, det_polys, gt_ignore) -> list[float]:
+    """Every ratio the protocol compares with a threshold (don't-care area precisions and IoUs), for tests that
+    must stay away from exact ties."""
+    import Polygon
+
+    gts = [Polygon.Polygon(np.asarray(p, dtype=np.float64).tolist()) for p in gt_polys]
+    dets = [Polygon.Polygon(np.asarray(p, dtype=np.float64).tolist()) for p in det_polys]
+    out = []
+    for det in dets:
+        for g, gt in enumerate(gts):
+            inter = _intersection(gt, det)
+            union = det.area() + gt.area() - inter
+            if union:
+                out.append(inter / union)
+            if gt_ignore[g] and det.area():
+                out.append(inter / det.area())
+    return out
