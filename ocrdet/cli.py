@@ -38,13 +38,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
+    from ocrdet.data.pipeline import ensure_data, open_source
     from ocrdet.train.config import compose
-    from ocrdet.train.run import ensure_data, open_source
 
     config = compose(args.overrides)
-    root = ensure_data(config)
-    for split, train in ((config.data.train_split, True), (config.data.val_split, False)):
-        print(open_source(root, split, config.data, train=train).summary())
+    root = ensure_data(config.data.root, config.synth)
+    for train in (True, False):
+        print(open_source(root, config.data.split(train), config.data, train=train).summary())
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -128,17 +128,25 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     root, plot = Path(args.data) if args.data else None, Path(args.plot) if args.plot else None
+    sized = {"size": args.size} if args.size else {}
     if args.what == "data":
         from ocrdet.bench.common import format_table
         from ocrdet.bench.data_bench import bench_data
 
-        print(format_table(bench_data(root, args.split or "train", args.n, args.size, args.batch_size, plot)))
+        print(
+            format_table(
+                bench_data(root, args.split or "train", args.n, batch_size=args.batch_size, plot=plot, **sized)
+            )
+        )
     elif args.what == "val":
         from ocrdet.bench.val_bench import bench_val, format_result
 
         checkpoint = Path(args.checkpoint) if args.checkpoint else None
         split = args.split or "val"
-        print(format_result(bench_val(root, split, args.n, args.size, args.batch_size, plot, checkpoint, args.maps)))
+        result = bench_val(
+            root, split, args.n, batch_size=args.batch_size, plot=plot, checkpoint=checkpoint, maps=args.maps, **sized
+        )
+        print(format_result(result))
     elif args.what == "train":
         from ocrdet.bench.train_bench import bench_train
         from ocrdet.bench.train_bench import format_table as format_train_table
@@ -146,7 +154,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         given = {"device": args.device, "steps": args.steps, "backbone": args.backbone, "workers": args.workers}
         given["precisions"] = args.precision
         chosen = {k: v for k, v in given.items() if v is not None}
-        rows = bench_train(batch_size=args.batch_size, size=args.size, **chosen)
+        rows = bench_train(batch_size=args.batch_size, **sized, **chosen)
         print(format_train_table(rows))
     elif args.what == "eval":
         from ocrdet.bench.eval_bench import bench_eval, format_bench
@@ -159,13 +167,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
+    from ocrdet.data.config import CACHE_LONG_SIDE
     from ocrdet.data.sources.folder import FolderSource
     from ocrdet.data.transforms.augment import AugmentConfig
     from ocrdet.data.transforms.profile import profile_transforms
 
-    source = FolderSource(args.data, args.split, long_side=args.long_side)
+    source = FolderSource(args.data, args.split, long_side=args.long_side or CACHE_LONG_SIDE)
     samples = [(s.image, s.polygons, s.ignore) for s in map(source.get, range(min(len(source), 16)))]
-    rows = profile_transforms(samples, args.n, AugmentConfig(size=args.size))
+    rows = profile_transforms(samples, args.n, AugmentConfig(size=args.size) if args.size else AugmentConfig())
     print(f"{'stage':<10}{'mean ms':>10}{'median ms':>11}{'p95 ms':>9}")
     for row in rows:
         print(f"{row.stage:<10}{row.mean_ms:>10.2f}{row.median_ms:>11.2f}{row.p95_ms:>9.2f}")
@@ -251,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data, val: a data set ROOT (default: synthetic receipts); eval: a GT JSON")
     p.add_argument("--split", help="data, val: split of --data (default: train for data, val for val)")
     p.add_argument("--n", type=int, default=64, help="samples")
-    p.add_argument("--size", type=int, default=640)
+    p.add_argument("--size", type=int, help="data, train: the crop (default: data.augment.size); val: data.eval_size")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--plot", help="PNG chart of the table")
     p.add_argument("--device", help="train: cpu, cuda or auto (default: auto)")
@@ -273,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="a data set ROOT")
     p.add_argument("--split", default="train")
     p.add_argument("--n", type=int, default=100)
-    p.add_argument("--size", type=int, default=640)
-    p.add_argument("--long-side", type=int, default=1024, help="images are first shrunk to this long side")
+    p.add_argument("--size", type=int, help="the crop (default: data.augment.size)")
+    p.add_argument("--long-side", type=int, help="images are first shrunk to this long side (default: data's)")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("serve", help="local web app: data browser, evaluation viewer, inference, run page")

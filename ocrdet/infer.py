@@ -13,16 +13,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ocrdet.data.config import EVAL_SIZE
 from ocrdet.data.io.decode import DecodedImage, ImageDecodeError, decode_image
 from ocrdet.data.io.orientation import INVERSE_ORIENTATION, apply_orientation
 from ocrdet.data.io.predictions import Predictions
-from ocrdet.data.transforms.augment import letterbox
+from ocrdet.data.transforms.item import val_image
 from ocrdet.eval.sweep import save_maps
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.export import OnnxDBNet
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
-
-DEFAULT_SIZE = 640
 
 
 class CheckpointError(ValueError):
@@ -62,7 +61,7 @@ def load_checkpoint(path: str | Path) -> tuple[DBNet, PostprocessConfig, int]:
         state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         model.load_state_dict(state)
         post = PostprocessConfig(**hparams.get("postprocess", {}))
-        size = int(hparams.get("input_size", DEFAULT_SIZE))
+        size = int(hparams.get("input_size", EVAL_SIZE))
     except (TypeError, ValueError, RuntimeError, AttributeError) as exc:
         reason = str(exc).splitlines()[0]
         raise CheckpointError(f"{path}: weights or settings do not fit this ocrdet's model ({reason})") from None
@@ -122,7 +121,7 @@ class Detector:
 
     def detect_decoded(self, decoded: DecodedImage) -> Detection:
         """``detect`` for an image decoded elsewhere (e.g. uploaded bytes); ``min_long_side=self.size`` is enough."""
-        image, _, scale = letterbox(decoded.image, [], self.size)
+        image, scale = val_image(decoded.image, self.size)
         prob = self.model(image[None])[0, 0]
         polygons, scores = postprocess(prob, self.postprocess)
         in_image = [p / scale for p in polygons]

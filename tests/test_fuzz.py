@@ -22,7 +22,8 @@ from ocrdet.data.io.format import (
     polygon_area,
     validate_annotations,
 )
-from ocrdet.data.transforms.targets import MAP_DTYPES, TargetConfig, make_db_targets
+from ocrdet.data.transforms.maps import MAP_DTYPES
+from ocrdet.data.transforms.targets import TargetConfig, make_db_targets
 from ocrdet.eval.cleval import CLEval
 from ocrdet.eval.geometry import POLYGONAL_TYPES, polygon_set
 from ocrdet.eval.iou_hmean import IoUHmean

@@ -17,12 +17,13 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
+from ocrdet.data.config import CacheConfig
 from ocrdet.data.io.format import load_annotations, split_paths
 from ocrdet.data.io.orientation import ORIENTATION_TAG, orientation_matrix, transform_points
 from ocrdet.data.io.synth import generate_dataset
+from ocrdet.data.sources.base import Sample
 from ocrdet.data.sources.cache import CacheSource
-from ocrdet.data.sources.folder import Sample
-from ocrdet.data.sources.prepare import CacheConfig, prepare_cache
+from ocrdet.data.sources.prepare import prepare_cache
 
 SYNTH_SEED = 0
 """Seed of the synthetic receipts a bench generates when it is given no data set."""

@@ -44,10 +44,11 @@ from ocrdet.bench.common import (
     to_device,
     warm_up_device,
 )
-from ocrdet.data.loaders.native import MAP_KEYS, DetectionDataset, collate
+from ocrdet.data.config import CacheConfig
+from ocrdet.data.loaders.native import DetectionDataset, collate
 from ocrdet.data.sources.cache import CacheSource
-from ocrdet.data.sources.prepare import CacheConfig
 from ocrdet.data.transforms.augment import AugmentConfig, color_jitter, random_warp
+from ocrdet.data.transforms.maps import MAP_KEYS
 from ocrdet.data.transforms.targets import TargetConfig, make_db_targets
 from ocrdet.data.transforms.targets_reference import reference_db_targets
 
@@ -207,7 +208,7 @@ def bench_data(
     root: Path | None,
     split: str = "train",
     n: int = 64,
-    size: int = 640,
+    size: int = AugmentConfig.size,
     batch_size: int = 8,
     plot: Path | None = None,
     workers: int = 2,

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ocrdet.data.config import EVAL_SIZE
 from ocrdet.data.io.format import load_annotations
 from ocrdet.data.io.predictions import write_predictions
 from ocrdet.eval.cleval import cleval_image
@@ -56,7 +57,7 @@ def perturb(polys: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.nd
     return dets
 
 
-def synthetic_map(n_boxes: int = 100, size: int = 640, seed: int = 0) -> np.ndarray:
+def synthetic_map(n_boxes: int = 100, size: int = EVAL_SIZE, seed: int = 0) -> np.ndarray:
     """float32 (size, size) probability map with ``n_boxes`` slightly rotated, blurred text boxes in rows."""
     rng = np.random.default_rng(seed)
     prob = np.zeros((size, size), dtype=np.float32)

@@ -29,9 +29,10 @@ import lightning as L
 import torch
 
 from ocrdet.bench.common import SYNTH_SEED, SourceView, synthetic_receipts, text_table
-from ocrdet.data.loaders.native import DataConfig, DetectionDataModule
+from ocrdet.data.config import CacheConfig, DataConfig
+from ocrdet.data.loaders.native import DetectionDataModule
 from ocrdet.data.sources.cache import CacheSource
-from ocrdet.data.sources.prepare import CacheConfig, prepare_cache
+from ocrdet.data.sources.prepare import prepare_cache
 from ocrdet.data.transforms.augment import AugmentConfig
 from ocrdet.model.dbnet import ModelConfig
 from ocrdet.train.module import DBNetModule
@@ -154,7 +155,7 @@ def bench_train(
     device: str = "auto",
     steps: int = 20,
     batch_size: int = 8,
-    size: int = 640,
+    size: int = AugmentConfig.size,
     backbone: str = ModelConfig.backbone,
     precisions: Sequence[str] = ("32-true", "bf16-mixed"),
     workers: int = DataConfig.num_workers,

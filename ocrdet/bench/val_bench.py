@@ -59,10 +59,10 @@ from ocrdet.bench.common import (
     to_device,
     warm_up_device,
 )
+from ocrdet.data.config import EVAL_SIZE, CacheConfig
 from ocrdet.data.loaders.native import DetectionDataset, collate
-from ocrdet.data.sources.cache import MAP_KEYS
-from ocrdet.data.sources.prepare import CacheConfig
 from ocrdet.data.transforms.augment import AugmentConfig
+from ocrdet.data.transforms.maps import MAP_KEYS
 from ocrdet.data.transforms.targets import TargetConfig
 from ocrdet.data.transforms.targets_reference import reference_db_targets
 from ocrdet.eval.evaluate import BackgroundEvaluator
@@ -241,7 +241,7 @@ def _compare(
     warm_up_device()
     items = reference_items(root, split)
     indices = [k % len(items) for k in range(n)]
-    source, prepare_ms = timed_prepare(root, split, cache, CacheConfig(val_size=size), with_targets=True)
+    source, prepare_ms = timed_prepare(root, split, cache, CacheConfig(eval_size=size), with_targets=True)
     dataset = DetectionDataset(source, False, AugmentConfig(size=size), TargetConfig(), eval_size=size)
     model, use_target = load_model(checkpoint), maps == "target"
     evaluator = BackgroundEvaluator(model.postprocess, workers=EVAL_WORKERS)
@@ -259,7 +259,7 @@ def bench_val(
     root: Path | None,
     split: str = "val",
     n: int = 32,
-    size: int = 640,
+    size: int = EVAL_SIZE,
     batch_size: int = 8,
     plot: Path | None = None,
     checkpoint: Path | None = None,

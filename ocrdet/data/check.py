@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import shapely
@@ -34,10 +35,15 @@ from ocrdet.data.io.format import (
 )
 from ocrdet.parallel import ordered_map, usable_cores
 
-OnBadSample = Literal["error", "skip"]
-POLICIES: tuple[str, ...] = ("error", "skip")
-DEFAULT_POLICY = "error"
-"""What ``on_bad_sample`` is unless set: stop before training, with the list of every problem."""
+
+class OnBadSample(str, Enum):
+    """What a bad image or annotation does (``data.on_bad_sample``, converted once by ``DataConfig``): ``error``
+    stops before training with the list of every problem; ``skip`` trains on the rest and lists what was left
+    out in ``run_dir/skipped.json``."""
+
+    ERROR = "error"
+    SKIP = "skip"
+
 
 CHECK_LONG_SIDE = 64
 """Images are decoded this small (JPEG: DCT-scaled, at most 1/8) to find undecodable ones quickly."""
@@ -231,12 +237,10 @@ def format_report(report: CheckReport) -> str:
     return "\n".join(lines)
 
 
-def usable_names(report: CheckReport, on_bad_sample: str) -> list[str]:
+def usable_names(report: CheckReport, on_bad_sample: OnBadSample) -> list[str]:
     """The images to train on under policy ``on_bad_sample``; DataCheckError when training must not start."""
-    if on_bad_sample not in POLICIES:
-        raise ValueError(f"on_bad_sample must be one of {POLICIES}, got {on_bad_sample!r}")
     c = report.counts()
-    if c["errors"] and on_bad_sample == "error":
+    if c["errors"] and on_bad_sample != OnBadSample.SKIP:
         raise DataCheckError(
             report,
             f"{_count(c['errors'], 'problem')} make {c['unusable']} of {c['listed']} images unusable; fix them, "

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ocrdet.data.transforms.targets import MAP_KEYS
+from ocrdet.data.transforms.maps import MAP_KEYS
 
 
 @dataclass(frozen=True)

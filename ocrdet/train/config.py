@@ -13,22 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocrdet.data.loaders.native import DataConfig
+from ocrdet.data.config import DataConfig, SynthRequest
 from ocrdet.model.dbnet import ModelConfig
 from ocrdet.model.loss import LossWeights
 from ocrdet.model.postprocess import PostprocessConfig
 from ocrdet.train.module import OptimConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-
-
-@dataclass
-class SynthRequest:
-    """Generate a synthetic data set at ``data.root`` when it does not exist yet (0 = never)."""
-
-    train: int = 0
-    val: int = 0
-    seed: int = 0
 
 
 @dataclass
@@ -49,38 +40,9 @@ class TrainerConfig:
     enable_progress_bar: bool = True
 
 
-BACKENDS = ("native", "dali")
-
-
-@dataclass
-class DataSettings(DataConfig):
-    """``DataConfig`` plus how the data is read (keys ``data.*`` like the rest)."""
-
-    backend: str = "native"
-    """``native``: decode and augment in DataLoader workers (libjpeg-turbo, OpenCV); ``dali``: decode, resize and
-    warp in NVIDIA DALI (on the GPU when there is one), polygons and targets in the workers."""
-    urls: str = ""
-    """Training shards (``ocrdet shard``), a brace pattern of paths or ``pipe:`` commands; empty: ``root``."""
-    val_urls: str = ""
-    """Validation shards, as ``urls``."""
-    shard_index: str = ""
-    """The shards' ``index.json`` (path or URL); empty: beside the first local shard."""
-    shuffle_buffer: int = 1000
-    """Samples a DataLoader worker mixes when streaming shards."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.backend not in BACKENDS:
-            raise ValueError(f"data.backend must be one of {BACKENDS}, got {self.backend!r}")
-        if bool(self.urls) != bool(self.val_urls):
-            raise ValueError("streaming from shards needs both data.urls and data.val_urls")
-        if not (self.root or self.urls):
-            raise ValueError("no data: set data.root (a data set folder) or data.urls and data.val_urls (shards)")
-
-
 @dataclass
 class TrainConfig:
-    data: DataSettings = field(default_factory=DataSettings)
+    data: DataConfig = field(default_factory=DataConfig)
     synth: SynthRequest = field(default_factory=SynthRequest)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossWeights = field(default_factory=LossWeights)

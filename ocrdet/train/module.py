@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from ocrdet.data.config import EVAL_SIZE
 from ocrdet.eval.evaluate import BackgroundEvaluator, Counts, total
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.loss import DBLoss, LossWeights
@@ -45,7 +46,7 @@ class DBNetModule(L.LightningModule):
         loss: LossWeights = LossWeights(),
         optim: OptimConfig = OptimConfig(),
         postprocess: PostprocessConfig = PostprocessConfig(),
-        input_size: int = 640,
+        input_size: int = EVAL_SIZE,
         eval_workers: int = 1,
         compile: bool = False,
     ) -> None:

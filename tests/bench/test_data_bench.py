@@ -6,11 +6,11 @@ import torch
 
 from ocrdet.bench.common import format_table, reference_items
 from ocrdet.bench.data_bench import STAGES, bench_data, run_ours, run_reference
+from ocrdet.data.config import CacheConfig
 from ocrdet.data.io.synth import generate_dataset
-from ocrdet.data.loaders.native import MAP_KEYS
 from ocrdet.data.sources.cache import CacheSource
-from ocrdet.data.sources.prepare import CacheConfig, prepare_cache
-from ocrdet.data.transforms.targets import MAP_DTYPES
+from ocrdet.data.sources.prepare import prepare_cache
+from ocrdet.data.transforms.maps import MAP_DTYPES, MAP_KEYS
 
 
 @pytest.fixture(scope="module")

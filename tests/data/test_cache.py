@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from ocrdet.data.config import CacheConfig
 from ocrdet.data.sources import cache as cache_module
+from ocrdet.data.sources.base import Sample
 from ocrdet.data.sources.cache import (
     CACHE_VERSION,
     IMAGES,
@@ -21,8 +23,8 @@ from ocrdet.data.sources.cache import (
     CacheSource,
     open_cache,
 )
-from ocrdet.data.sources.folder import FolderSource, Sample
-from ocrdet.data.sources.prepare import CacheConfig, cache_key, prepare_cache
+from ocrdet.data.sources.folder import FolderSource
+from ocrdet.data.sources.prepare import cache_key, prepare_cache
 
 CONFIG = CacheConfig(long_side=320)
 

@@ -1,6 +1,6 @@
 """The DALI backend on the CPU (``device_id=None``): same geometry, targets and (nearly) the same pixels as ours."""
 
-import functools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,21 +9,15 @@ from tiny_training import TINY_TRAINING
 
 pytest.importorskip("nvidia.dali", reason="data.backend=dali needs nvidia-dali-cuda120")
 
+from ocrdet.data.config import DataConfig  # noqa: E402
 from ocrdet.data.io.synth import generate_dataset  # noqa: E402
-from ocrdet.data.loaders.dali import (  # noqa: E402
-    DaliFolderDataModule,
-    DaliLoader,
-    EncodedFolder,
-    GeometryItems,
-    collate_encoded,
-    dali_loader,
-)
-from ocrdet.data.loaders.native import DataConfig, DetectionDataset, collate  # noqa: E402
-from ocrdet.data.loaders.stream import ShardDataModule, open_shards  # noqa: E402
-from ocrdet.data.sources.cache import MAP_KEYS  # noqa: E402
+from ocrdet.data.loaders.dali import DaliLoader, EncodedFolder, GeometryItems, collate_encoded  # noqa: E402
+from ocrdet.data.loaders.native import DetectionDataset, collate  # noqa: E402
+from ocrdet.data.pipeline import make_datamodule  # noqa: E402
 from ocrdet.data.sources.folder import FolderSource  # noqa: E402
 from ocrdet.data.sources.shards import write_shards  # noqa: E402
 from ocrdet.data.transforms.augment import AugmentConfig  # noqa: E402
+from ocrdet.data.transforms.maps import MAP_KEYS  # noqa: E402
 
 CONFIG = DataConfig(batch_size=4, eval_size=320, num_workers=0, augment=AugmentConfig(size=256))
 
@@ -39,7 +33,7 @@ def _ours_and_dali(root, split, train):
     ours = DetectionDataset(
         FolderSource(root, split, CONFIG.cache_long_side), train, CONFIG.augment, CONFIG.targets, 320
     )
-    theirs = EncodedFolder(root, split, GeometryItems(train, CONFIG))
+    theirs = EncodedFolder(FolderSource(root, split), GeometryItems(train, CONFIG))
     n = len(ours)
     torch.manual_seed(7)
     reference = collate([ours[i] for i in range(n)])
@@ -69,8 +63,12 @@ def test_dali_matches_our_path(root, split, train):
             np.testing.assert_allclose(a, b, atol=1e-3)
 
 
+def _folder_module(config, root):
+    return make_datamodule(replace(config, root=str(root), backend="dali"), seed=0)
+
+
 def test_folder_datamodule_batches(root):
-    module = DaliFolderDataModule(CONFIG, root)
+    module = _folder_module(CONFIG, root)
     loader = module.val_dataloader()
     batches = list(loader)
     assert len(batches) == len(loader) == 3
@@ -81,9 +79,8 @@ def test_folder_datamodule_batches(root):
 def test_dali_over_shards(root, tmp_path):
     write_shards(root, "train", tmp_path, 10**9, workers=1)
     write_shards(root, "val", tmp_path, 10**9, workers=1)
-    train, val = open_shards(str(tmp_path / "train-000000.tar")), open_shards(str(tmp_path / "val-000000.tar"))
-    wrap = functools.partial(dali_loader, config=CONFIG)
-    module = ShardDataModule(CONFIG, train, val, items=GeometryItems, collate_fn=collate_encoded, wrap=wrap)
+    urls = {"urls": str(tmp_path / "train-000000.tar"), "val_urls": str(tmp_path / "val-000000.tar")}
+    module = make_datamodule(replace(CONFIG, backend="dali", **urls), seed=0)
     batch = next(iter(module.train_dataloader()))
     assert batch["image"].shape == (4, 256, 256, 3)
     assert set(batch) == {"image", *MAP_KEYS, "name", "polygons", "ignore", "matrix", "skipped"}
@@ -121,8 +118,8 @@ def test_folder_datamodule_checks_the_data_first(root, tmp_path):
     shutil.copytree(root, copy)
     (copy / "images" / "val" / "val_00002.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(DataCheckError, match="unusable"):
-        DaliFolderDataModule(CONFIG, copy)
-    module = DaliFolderDataModule(DataConfig(**{**vars(CONFIG), "on_bad_sample": "skip"}), copy)
+        _folder_module(CONFIG, copy)
+    module = _folder_module(replace(CONFIG, on_bad_sample="skip"), copy)
     names = [n for batch in module.val_dataloader() for n in batch["name"]]
     assert sorted(names) == [f"val_{i:05d}.jpg" for i in range(6) if i != 2]
     assert [p.file for p in module.skipped()["val"]] == ["val_00002.jpg"] and module.skipped()["train"] == []
@@ -140,7 +137,7 @@ def test_folder_datamodule_skips_an_image_with_invalid_annotations(root, tmp_pat
     word = next(iter(data["images"]["val_00001.jpg"]["words"].values()))
     word["points"] = word["points"][:2]
     path.write_text(json.dumps(data))
-    module = DaliFolderDataModule(DataConfig(**{**vars(CONFIG), "on_bad_sample": "skip"}), copy)
+    module = _folder_module(replace(CONFIG, on_bad_sample="skip"), copy)
     names = [n for batch in module.val_dataloader() for n in batch["name"]]
     assert sorted(names) == [f"val_{i:05d}.jpg" for i in range(6) if i != 1]
     assert [p.file for p in module.skipped()["val"]] == ["val_00001.jpg"]

@@ -3,14 +3,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from ocrdet.data.check import DataCheckError
+from ocrdet.data.check import DataCheckError, OnBadSample
+from ocrdet.data.config import DataConfig
 from ocrdet.data.io.decode import ImageDecodeError
 from ocrdet.data.io.format import AnnotationError, load_annotations
 from ocrdet.data.io.orientation import transform_points
-from ocrdet.data.loaders.native import MAP_KEYS, BadSampleError, DataConfig, DetectionDataset, collate, init_worker
+from ocrdet.data.loaders.native import BadSampleError, DetectionDataset, collate, init_worker
 from ocrdet.data.sources.folder import FolderSource, open_folder
 from ocrdet.data.transforms.augment import AugmentConfig
-from ocrdet.data.transforms.targets import MAP_DTYPES, TargetConfig
+from ocrdet.data.transforms.maps import MAP_DTYPES, MAP_KEYS
+from ocrdet.data.transforms.targets import TargetConfig
 
 
 def test_sroie_through_the_real_loader(shared_data):
@@ -119,11 +121,10 @@ def test_open_folder_applies_the_policy(tiny):
         FolderSource(tiny, "train", names=["b.jpg", "zzz.jpg"])
 
 
-def test_on_bad_sample_is_validated():
+def test_on_bad_sample_is_validated_once_into_an_enum():
     with pytest.raises(ValueError, match="data.on_bad_sample must be one of"):
         DataConfig(on_bad_sample="ignore")
-    with pytest.raises(ValueError, match="on_bad_sample must be one of"):
-        DetectionDataset([], True, SMALL, TargetConfig(), on_bad_sample="")
+    assert DataConfig(on_bad_sample="skip").on_bad_sample is OnBadSample.SKIP
 
 
 def _augmented_by_name(loader: DataLoader, epochs: int) -> dict[str, list[bytes]]:

@@ -9,15 +9,18 @@ import numpy as np
 import pytest
 
 from ocrdet.data.check import DataCheckError, check_dataset
+from ocrdet.data.config import CacheConfig
 from ocrdet.data.io.format import AnnotationError
+from ocrdet.data.sources import cache as cache_module
 from ocrdet.data.sources import prepare as prepare_module
-from ocrdet.data.sources.cache import MANIFEST, MAP_KEYS, TARGETS, CacheError, CacheSource, open_cache
+from ocrdet.data.sources.cache import MANIFEST, TARGETS, CacheError, CacheSource, open_cache
 from ocrdet.data.sources.folder import FolderSource
-from ocrdet.data.sources.prepare import CacheConfig, cache_key, estimate_bytes, find_or_build, prepare_cache
+from ocrdet.data.sources.prepare import cache_key, estimate_bytes, find_or_build, prepare_cache
 from ocrdet.data.transforms.augment import letterbox
+from ocrdet.data.transforms.maps import MAP_KEYS
 from ocrdet.data.transforms.targets import TargetConfig, make_db_targets
 
-CONFIG = CacheConfig(long_side=320, val_size=160, targets=TargetConfig(min_text_size=2.0))
+CONFIG = CacheConfig(long_side=320, eval_size=160, targets=TargetConfig(min_text_size=2.0))
 
 
 def test_one_or_two_workers_write_the_same_files(pristine: Path, tmp_path: Path) -> None:
@@ -34,16 +37,16 @@ def test_validation_cache_holds_letterboxed_images_and_their_maps(pristine: Path
     assert source.has_targets and len(source) == len(folder) == 3
     for i in range(len(folder)):
         sample, want = source.get(i), folder.get(i)
-        image, polygons, scale = letterbox(want.image, want.polygons, CONFIG.val_size)
+        image, polygons, scale = letterbox(want.image, want.polygons, CONFIG.eval_size)
         np.testing.assert_array_equal(sample.image, image)
         np.testing.assert_array_equal(sample.matrix, np.diag([scale, scale, 1.0]) @ want.matrix)
         for got, expected in zip(sample.polygons, polygons, strict=True):
             np.testing.assert_array_equal(got, expected)
-        maps = make_db_targets(polygons, want.ignore, CONFIG.val_size, CONFIG.val_size, CONFIG.targets)
+        maps = make_db_targets(polygons, want.ignore, CONFIG.eval_size, CONFIG.eval_size, CONFIG.targets)
         stored = source.targets(i)
         assert list(stored) == list(MAP_KEYS)
         for key in MAP_KEYS:
-            assert stored[key].dtype == np.float16 and stored[key].shape == (CONFIG.val_size, CONFIG.val_size)
+            assert stored[key].dtype == np.float16 and stored[key].shape == (CONFIG.eval_size, CONFIG.eval_size)
             # float16 keeps 0 and 1 exactly and values below 1 within half a unit of 2**-11.
             np.testing.assert_allclose(stored[key].astype(np.float32), maps[key], rtol=0, atol=2.5e-4)
         assert maps["prob"].any() and maps["thresh_mask"].any()
@@ -63,12 +66,34 @@ def test_key_covers_exactly_the_settings_that_matter(pristine: Path) -> None:
     def key(config: CacheConfig, with_targets: bool) -> str:
         return cache_key(pristine, "train", names, config, with_targets)[0]
 
-    other_val = CacheConfig(long_side=320, val_size=256, targets=TargetConfig(shrink_ratio=0.5))
+    other_val = CacheConfig(long_side=320, eval_size=256, targets=TargetConfig(shrink_ratio=0.5))
     assert key(CONFIG, False) == key(other_val, False)
     assert key(CONFIG, True) != key(other_val, True)
     assert key(CONFIG, True) != key(CONFIG, False)
     assert key(CONFIG, False) != key(CacheConfig(long_side=640), False)
     assert cache_key(pristine, "train", names[:-1], CONFIG, False)[0] != key(CONFIG, False)
+
+
+def test_a_new_targets_version_gives_validation_caches_a_new_key(pristine: Path, monkeypatch) -> None:
+    """Changing the target algorithm (and bumping ``TARGETS_VERSION``) never reuses maps drawn by the old code."""
+    names = FolderSource(pristine, "val").names
+    before = {t: cache_key(pristine, "val", names, CONFIG, with_targets=t)[0] for t in (True, False)}
+    monkeypatch.setattr(prepare_module, "TARGETS_VERSION", prepare_module.TARGETS_VERSION + 1)
+    after = {t: cache_key(pristine, "val", names, CONFIG, with_targets=t)[0] for t in (True, False)}
+    assert after[True] != before[True], "maps drawn by other code"
+    assert after[False] == before[False], "training caches hold no maps"
+
+
+def test_a_cache_written_before_this_format_is_stale_and_rebuilt(pristine: Path, tmp_path: Path, monkeypatch) -> None:
+    """A cache of the previous format (version 2: no targets version in its key) is never found nor read."""
+    with monkeypatch.context() as patch:
+        patch.setattr(prepare_module, "CACHE_VERSION", 2)
+        patch.setattr(cache_module, "CACHE_VERSION", 2)
+        old = prepare_cache(pristine, "val", tmp_path / "cache", CONFIG, workers=1, with_targets=True)
+    with pytest.raises(CacheError, match="cache format version 2"):
+        open_cache(old)
+    new = prepare_cache(pristine, "val", tmp_path / "cache", CONFIG, workers=1, with_targets=True)
+    assert new != old and open_cache(new).has_targets
 
 
 def test_manifest_records_inputs_counts_and_sizes(pristine: Path, tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
+from ocrdet.data.config import DataConfig
 from ocrdet.data.io.decode import ImageDecodeError
 from ocrdet.data.io.synth import generate_dataset
-from ocrdet.data.loaders.native import DataConfig
 from ocrdet.data.loaders.stream import (
-    NativeItems,
+    ShardItems,
     ShardStream,
     allocate,
     batches_per_rank,
@@ -241,7 +241,7 @@ def test_validation_reads_every_sample_with_equal_batches(shard_dir):
 def test_native_items_match_the_map_style_loader(root, shard_dir):
     config = DataConfig(eval_size=256)
     val = open_shards(str(shard_dir / "val-000000.tar"))
-    stream = ShardStream(val, False, NativeItems(False, config), 2, 0)
+    stream = ShardStream(val, False, ShardItems(False, config), 2, 0)
     batches = list(stream)
     assert len(batches) == len(stream) == 3
     batch = batches[0]

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ocrdet.data.io.format import load_annotations
-from ocrdet.data.transforms.targets import MAP_DTYPES, TargetConfig, make_db_targets
+from ocrdet.data.transforms.maps import MAP_DTYPES
+from ocrdet.data.transforms.targets import TargetConfig, make_db_targets
 from ocrdet.data.transforms.targets_reference import reference_db_targets
 
 KEYS = ("prob", "prob_mask", "thresh", "thresh_mask")

@@ -3,9 +3,9 @@
 Split of the work, per sample:
 
 - DataLoader workers (CPU processes) read the encoded bytes (image folder or shards), read the image size and
-  EXIF orientation from the header only, draw the training warp exactly as ``DetectionDataset`` does (same
-  random draws), move the polygons and compute the DB targets. None of this needs pixels, so the targets of the
-  next batches are ready while the current batch is decoded and the model trains;
+  EXIF orientation from the header only, draw the item's ``TrainDraw`` (``ocrdet.data.transforms.item``, the
+  same draw the native path applies), move the polygons and compute the DB targets. None of this needs
+  pixels, so the targets of the next batches are ready while the current batch is decoded and the model trains;
 - DALI, in the training process, decodes (``"mixed"``: nvJPEG on the GPU when there is one, else on the CPU,
   ``device_id=None``), shrinks to ``cache_long_side`` (antialiased, like INTER_AREA), then warps with the same
   matrix to the S x S crop and applies the same brightness/contrast (training), or resizes to the letterbox
@@ -15,33 +15,30 @@ Split of the work, per sample:
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-import lightning as L
 import numpy as np
 import simplejpeg
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
-from ocrdet.data.check import Problem, check_dataset, usable_names
+from ocrdet.data.config import DataConfig
 from ocrdet.data.io.decode import (
     JPEG_START,
     MAX_PIXELS,
     ImageDecodeError,
-    read_image_bytes,
     read_orientation,
     too_large,
 )
-from ocrdet.data.io.format import load_selected, split_paths
 from ocrdet.data.io.orientation import orientation_matrix
-from ocrdet.data.loaders.native import AugmentRandom, DataConfig, init_worker
 from ocrdet.data.loaders.shared_batch import stack_batch
-from ocrdet.data.sources.shards import EncodedSample
-from ocrdet.data.transforms.augment import sample_warp, transform_polygons, warp_matrix, warp_polygons
-from ocrdet.data.transforms.targets import MAP_KEYS, make_db_targets
+from ocrdet.data.sources.base import EncodedSample
+from ocrdet.data.sources.folder import FolderSource
+from ocrdet.data.transforms.augment import transform_polygons
+from ocrdet.data.transforms.item import Items, train_labels, val_labels
+from ocrdet.data.transforms.maps import MAP_KEYS
 
 EVAL_KEYS = ("name", "polygons", "ignore", "matrix")
 
@@ -65,13 +62,13 @@ def upright_size(data: bytes) -> tuple[int, int, np.ndarray]:
 
 class GeometryItems:
     """One item without pixels: ``encoded`` uint8 bytes, DALI's arguments (``size1`` the shrunk upright size,
-    then ``affine`` (2, 3) and ``jitter`` (alpha, beta) for training or ``size2`` the letterbox size), the
-    (S, S) maps ``MAP_KEYS`` (dtypes ``MAP_DTYPES``) and the evaluation keys, as ``DetectionDataset`` gives them."""
+    then ``affine`` (2, 3) and ``jitter`` (alpha, beta) of the item's ``TrainDraw`` for training, or ``size2``
+    the letterbox size), and the labels of ``ocrdet.data.transforms.item`` (maps and evaluation keys)."""
 
     def __init__(self, train: bool, config: DataConfig) -> None:
-        self.train, self.augment, self.targets = train, config.augment, config.targets
+        self.train, self.targets = train, config.targets
         self.long_side, self.eval_size = config.cache_long_side, config.eval_size
-        self._random = AugmentRandom()
+        self.items = Items(train, config.augment, config.targets, config.eval_size)
 
     def __call__(self, encoded: EncodedSample) -> dict[str, Any]:
         try:
@@ -82,24 +79,15 @@ class GeometryItems:
         h1, w1 = (max(1, round(height * ratio)), max(1, round(width * ratio))) if ratio < 1 else (height, width)
         to_image = np.diag([w1 / width, h1 / height, 1.0]) @ upright
         polygons = transform_polygons(encoded.polygons, to_image[:2])
+        matrix = to_image @ encoded.matrix
         item: dict[str, Any] = {"encoded": np.frombuffer(encoded.data, np.uint8), "size1": np.float32([h1, w1])}
         if self.train:
-            rng = self._random.get()
-            matrix = warp_matrix(sample_warp(h1, w1, polygons, rng, self.augment), h1, w1)
-            alpha = 1.0 + rng.uniform(-self.augment.contrast, self.augment.contrast)
-            beta = rng.uniform(-self.augment.brightness, self.augment.brightness)
-            polygons, kept = warp_polygons(polygons, matrix, self.augment.size)
-            ignore, size, network = encoded.ignore[kept], self.augment.size, to_image
-            item.update(affine=matrix.astype(np.float32), jitter=np.float32([alpha, beta]))
-        else:
-            scale = self.eval_size / max(h1, w1)
-            polygons = transform_polygons(polygons, np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]]))
-            ignore, size, network = encoded.ignore, self.eval_size, np.diag([scale, scale, 1.0]) @ to_image
-            item["size2"] = np.float32([round(h1 * scale), round(w1 * scale)])
-        maps = make_db_targets(polygons, ignore, size, size, self.targets)
-        item.update({k: torch.from_numpy(maps[k]) for k in MAP_KEYS})
-        item.update(name=encoded.name, polygons=polygons, ignore=ignore, matrix=network @ encoded.matrix)
-        return item
+            draw = self.items.draw(h1, w1, polygons)
+            item.update(affine=draw.matrix.astype(np.float32), jitter=np.float32([draw.alpha, draw.beta]))
+            return item | train_labels(encoded.name, polygons, encoded.ignore, matrix, draw, self.targets)
+        scale = self.eval_size / max(h1, w1)
+        item["size2"] = np.float32([round(h1 * scale), round(w1 * scale)])
+        return item | val_labels(encoded.name, polygons, encoded.ignore, matrix, scale, self.eval_size, self.targets)
 
 
 def collate_encoded(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -194,64 +182,13 @@ def dali_loader(loader: Iterable[dict[str, Any]], train: bool, config: DataConfi
 
 
 class EncodedFolder(Dataset):
-    """``ROOT/images/<split>/`` as encoded samples (file bytes, stored-frame polygons) made into items by ``items``;
-    only ``names`` (the images the data check kept) when given, else every annotated image."""
+    """A ``FolderSource``'s samples undecoded (``FolderSource.encoded``), made into items by ``items``."""
 
-    def __init__(self, root: str | Path, split: str, items: GeometryItems, names: Sequence[str] | None = None) -> None:
-        self.image_dir, json_path = split_paths(root, split)
-        images = load_selected(json_path, names)
-        self.names = list(images)
-        self.annotations = [annotation.polygons() for annotation in images.values()]
-        self.items = items
+    def __init__(self, source: FolderSource, items: GeometryItems) -> None:
+        self.source, self.items = source, items
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.source)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        name = self.names[index]
-        data = read_image_bytes(self.image_dir / name)
-        polygons, ignore = self.annotations[index]
-        return self.items(EncodedSample(data, polygons, ignore, name, np.eye(3), str(index)))
-
-
-class DaliFolderDataModule(L.LightningDataModule):
-    """Training and validation from the image folders through DALI; ranks split the data with a
-    DistributedSampler (validation pads with repeats, which the metric counts once)."""
-
-    def __init__(self, config: DataConfig, root: str | Path) -> None:
-        super().__init__()
-        self.config, self.root = config, Path(root)
-        self.reports = {split: check_dataset(root, split) for split in (config.train_split, config.val_split)}
-        self.usable = {split: usable_names(r, config.on_bad_sample) for split, r in self.reports.items()}
-        """Per split, the images the data check keeps (``on_bad_sample``); DataCheckError before training."""
-
-    def skipped(self) -> dict[str, list[Problem]]:
-        """Per split, the images the data check left out (``on_bad_sample=skip``)."""
-        return {split: list(report.errors) for split, report in self.reports.items()}
-
-    def _loader(self, split: str, train: bool) -> DaliLoader:
-        c = self.config
-        dataset = EncodedFolder(self.root, split, GeometryItems(train, c), self.usable[split])
-        batch_size = c.loader_batch_size(train)
-        trainer, sampler = self.trainer, None
-        if trainer is not None and trainer.world_size > 1:
-            rank, world = trainer.global_rank, trainer.world_size
-            sampler = DistributedSampler(dataset, world, rank, shuffle=train, drop_last=train)
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=train and sampler is None,
-            sampler=sampler,
-            drop_last=train and len(dataset) >= batch_size,
-            num_workers=c.num_workers,
-            persistent_workers=c.num_workers > 0,
-            collate_fn=collate_encoded,
-            worker_init_fn=init_worker,
-        )
-        return dali_loader(loader, train, c)
-
-    def train_dataloader(self) -> DaliLoader:
-        return self._loader(self.config.train_split, train=True)
-
-    def val_dataloader(self) -> DaliLoader:
-        return self._loader(self.config.val_split, train=False)
+        return self.items(self.source.encoded(index))

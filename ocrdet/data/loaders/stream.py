@@ -22,25 +22,18 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
-import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
-from ocrdet.data.loaders.native import DataConfig, DetectionDataset, collate, init_worker
-from ocrdet.data.sources.shards import (
-    INDEX,
-    EncodedSample,
-    ShardError,
-    decode_sample,
-    read_index,
-    read_shard,
-    shard_name,
-)
+from ocrdet.data.config import DataConfig
+from ocrdet.data.loaders.native import collate
+from ocrdet.data.sources.base import EncodedSample
+from ocrdet.data.sources.shards import INDEX, ShardError, decode_sample, read_index, read_shard, shard_name
+from ocrdet.data.transforms.item import Items
 
 ItemFn = Callable[[EncodedSample], dict[str, Any]]
-"""Encoded sample -> one item of a batch (training draws come from the item maker's ``AugmentRandom``)."""
+"""Encoded sample -> one item of a batch (``ShardItems``, or the DALI backend's ``GeometryItems``)."""
 
 
 @dataclass(frozen=True)
@@ -121,19 +114,17 @@ def val_slots(n: int, slot: int, slots: int) -> tuple[list[int], int]:
     return own, math.ceil(n / slots) - len(own)
 
 
-class NativeItems:
-    """Items as the map-style loader makes them: decode here (libjpeg-turbo), then ``DetectionDataset``'s
-    per-sample transform (random warp + targets, or letterbox for validation). A sample that fails raises
-    an error naming its shard, key and file (skipping it would make the ranks' epochs unequal)."""
+class ShardItems:
+    """Items of shard samples: decode here (libjpeg-turbo), then ``ocrdet.data.transforms.item`` as for any
+    source. A sample that fails raises an error naming its shard, key and file (skipping it would make the
+    ranks' epochs unequal)."""
 
     def __init__(self, train: bool, config: DataConfig) -> None:
         self.long_side = config.cache_long_side
-        self._dataset = DetectionDataset(None, train, config.augment, config.targets, config.eval_size)
+        self.items = Items(train, config.augment, config.targets, config.eval_size)
 
     def __call__(self, encoded: EncodedSample) -> dict[str, Any]:
-        item = self._dataset.transform(decode_sample(encoded, self.long_side))
-        item["skipped"] = []
-        return item
+        return self.items(decode_sample(encoded, self.long_side)) | {"skipped": []}
 
 
 class ShardStream(IterableDataset):
@@ -211,60 +202,6 @@ class ShardStream(IterableDataset):
             yield self.items(first)
 
 
-def _as_is(batch: dict[str, Any]) -> dict[str, Any]:
+def as_is(batch: dict[str, Any]) -> dict[str, Any]:
     """The DataLoader's per-batch function for ready batches (its default would turn NumPy arrays into tensors)."""
     return batch
-
-
-class ShardDataModule(L.LightningDataModule):
-    """Training and validation streamed from shards; ``items`` makes one item (native decode or DALI
-    geometry), ``wrap`` finishes a loader's batches (DALI images) or is None."""
-
-    def __init__(
-        self,
-        config: DataConfig,
-        train: ShardSet,
-        val: ShardSet,
-        shuffle_buffer: int = 1000,
-        seed: int = 0,
-        items: Callable[[bool, DataConfig], ItemFn] = NativeItems,
-        collate_fn: Callable[[list[dict[str, Any]]], dict[str, Any]] = collate,
-        wrap: Callable[[DataLoader, bool], Any] | None = None,
-    ) -> None:
-        super().__init__()
-        self.config, self.shards = config, {True: train, False: val}
-        self.shuffle_buffer, self.seed = shuffle_buffer, seed
-        self.items, self.collate_fn, self.wrap = items, collate_fn, wrap
-
-    def _loader(self, train: bool) -> Any:
-        c = self.config
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        stream = ShardStream(
-            self.shards[train],
-            train,
-            self.items(train, c),
-            c.loader_batch_size(train),
-            c.num_workers,
-            rank,
-            world,
-            self.shuffle_buffer,
-            self.seed,
-            self.collate_fn,
-        )
-        loader = DataLoader(
-            stream,
-            batch_size=None,
-            collate_fn=_as_is,
-            num_workers=c.num_workers,
-            persistent_workers=c.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            worker_init_fn=init_worker,
-        )
-        return loader if self.wrap is None else self.wrap(loader, train)
-
-    def train_dataloader(self) -> Any:
-        return self._loader(train=True)
-
-    def val_dataloader(self) -> Any:
-        return self._loader(train=False)

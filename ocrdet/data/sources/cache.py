@@ -27,11 +27,13 @@ import numpy as np
 
 from ocrdet.arrays import split_rows
 from ocrdet.data.check import Problem, read_skip_report
-from ocrdet.data.sources.folder import Sample
-from ocrdet.data.transforms.targets import MAP_KEYS
+from ocrdet.data.sources.base import Sample
+from ocrdet.data.transforms.maps import MAP_KEYS
 
-CACHE_VERSION = 2
-"""Bump when the layout or the content of a cache changes; older caches are then rebuilt."""
+CACHE_VERSION = 3
+"""Bump when the layout or the content of a cache changes; older caches are then rebuilt. (A change of the
+target maps alone bumps ``TARGETS_VERSION`` in ``targets.py`` instead, which enters the cache key.) 3: the key
+holds ``eval_size`` and the targets' version."""
 
 MANIFEST = "manifest.json"
 IMAGES = "images.u8"

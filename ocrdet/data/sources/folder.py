@@ -1,75 +1,25 @@
-"""Where samples come from: one protocol, two sources.
+"""The image folder as a source: ``FolderSource`` decodes image files on the fly (the obviously correct path).
 
-``FolderSource`` decodes image files on the fly (the obviously correct reference path);
-``ocrdet.data.sources.cache.CacheSource`` reads the same samples zero-copy from a prepared cache. Both go
+``ocrdet.data.sources.cache.CacheSource`` reads the same samples zero-copy from a prepared cache, written
 through ``load_sample``, so a cache holds exactly what the folder would give.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-import cv2
 import numpy as np
 
 from ocrdet.data.check import Problem, check_dataset, usable_names
-from ocrdet.data.io.decode import decode_image
+from ocrdet.data.io.decode import decode_image, read_image_bytes
 from ocrdet.data.io.format import load_selected, split_paths
-from ocrdet.data.io.orientation import transform_points
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One annotated image, upright and resized."""
-
-    image: np.ndarray
-    """uint8 (H, W, 3) RGB; from a cache a read-only view into its memmap."""
-    polygons: list[np.ndarray]
-    """float32 (N_i, 2) points in ``image``'s pixel frame."""
-    ignore: np.ndarray
-    """bool (len(polygons),) don't-care flags."""
-    name: str
-    """File name relative to ``images/<split>/``."""
-    matrix: np.ndarray
-    """float64 (3, 3): stored-frame (annotation file) points -> ``image`` points."""
-
-
-class Source(Protocol):
-    """What a Dataset needs from a source of samples."""
-
-    names: list[str]
-    skipped: list[Problem]
-    """Images the data check left out (``on_bad_sample=skip``), for the run's ``skipped.json``."""
-
-    def __len__(self) -> int: ...
-
-    def get(self, index: int) -> Sample: ...
-
-
-def resize_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shrink uint8 (H, W, 3) ``image`` (INTER_AREA) so its long side is at most ``long_side``.
-
-    Returns the (possibly unchanged) image and the float64 (3, 3) matrix mapping its points into the result.
-    """
-    height, width = image.shape[:2]
-    if max(height, width) <= long_side:
-        return image, np.eye(3)
-    ratio = long_side / max(height, width)
-    new_w, new_h = max(1, round(width * ratio)), max(1, round(height * ratio))
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-    return resized, np.diag([new_w / width, new_h / height, 1.0])
+from ocrdet.data.sources.base import EncodedSample, Sample, shrink_sample
 
 
 def load_sample(path: Path, name: str, polygons: list[np.ndarray], ignore: np.ndarray, long_side: int | None) -> Sample:
     """Decode ``path`` upright, shrink to ``long_side`` (None: full size) and move the stored-frame polygons along."""
-    decoded = decode_image(path, min_long_side=long_side)
-    image, resize = (decoded.image, np.eye(3)) if long_side is None else resize_long_side(decoded.image, long_side)
-    matrix = resize @ decoded.matrix
-    moved = [transform_points(matrix, p).astype(np.float32) for p in polygons]
-    return Sample(np.ascontiguousarray(image), moved, np.asarray(ignore, dtype=bool), name, matrix)
+    return shrink_sample(decode_image(path, min_long_side=long_side), name, polygons, ignore, long_side)
 
 
 class FolderSource:
@@ -104,6 +54,12 @@ class FolderSource:
         polygons, ignore = self._annotations[index]
         name = self.names[index]
         return load_sample(self.image_dir / name, name, polygons, ignore, self.long_side)
+
+    def encoded(self, index: int) -> EncodedSample:
+        """Image ``index`` undecoded (the file's bytes), for a backend that decodes itself (DALI)."""
+        polygons, ignore = self._annotations[index]
+        name = self.names[index]
+        return EncodedSample(read_image_bytes(self.image_dir / name), polygons, ignore, name, np.eye(3), str(index))
 
     def summary(self) -> str:
         """One line: where the images are decoded from, how many, how many the check left out."""

@@ -32,7 +32,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ocrdet.atomic import fsync_path
-from ocrdet.data.check import DEFAULT_POLICY, check_dataset, listed_names, usable_names, write_skip_report
+from ocrdet.data.check import OnBadSample, check_dataset, listed_names, usable_names, write_skip_report
+from ocrdet.data.config import CacheConfig
 from ocrdet.data.io.format import AnnotationError, read_json, split_paths
 from ocrdet.data.sources.cache import (
     CACHE_VERSION,
@@ -53,28 +54,14 @@ from ocrdet.data.sources.cache import (
     open_cache,
 )
 from ocrdet.data.sources.folder import load_sample
-from ocrdet.data.transforms.augment import letterbox
-from ocrdet.data.transforms.targets import TargetConfig, make_db_targets
+from ocrdet.data.transforms.item import val_item
+from ocrdet.data.transforms.targets import TARGETS_VERSION
 from ocrdet.parallel import ordered_map, usable_cores
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = Path(".ocrdet-cache")
 TMP_PREFIX = ".tmp-"
-
-
-@dataclass(frozen=True)
-class CacheConfig:
-    """Settings that change what a cache holds (all of them enter its key).
-
-    long_side: images are shrunk (INTER_AREA) so that their long side is at most this many pixels.
-    val_size: side of the letterboxed square stored, with its maps, by a validation (``with_targets``) cache.
-    targets: settings of those maps.
-    """
-
-    long_side: int = 1024
-    val_size: int = 640
-    targets: TargetConfig = TargetConfig()
 
 
 @dataclass(frozen=True)
@@ -91,9 +78,11 @@ class _Prepared:
 
 
 def _settings(config: CacheConfig, with_targets: bool) -> dict[str, Any]:
-    """The settings that change a cache's content; validation-only ones only for validation caches."""
+    """What changes a cache's content; for validation caches also what changes their maps: the settings and
+    the code (``TARGETS_VERSION``)."""
     if with_targets:
-        return {"long_side": config.long_side, "val_size": config.val_size, "targets": asdict(config.targets)}
+        targets = {**asdict(config.targets), "version": TARGETS_VERSION}
+        return {"long_side": config.long_side, "eval_size": config.eval_size, "targets": targets}
     return {"long_side": config.long_side}
 
 
@@ -134,10 +123,9 @@ def _prepare_one(
     sample = load_sample(*task, long_side=config.long_side)
     image, polygons, matrix, maps = sample.image, sample.polygons, sample.matrix, None
     if with_targets:
-        image, polygons, scale = letterbox(image, polygons, config.val_size)
-        matrix = np.diag([scale, scale, 1.0]) @ matrix
-        drawn = make_db_targets(polygons, sample.ignore, config.val_size, config.val_size, config.targets)
-        maps = np.stack([drawn[key] for key in MAP_KEYS]).astype(TARGET_DTYPE)
+        item = val_item(sample, config.eval_size, config.targets)
+        image, polygons, matrix = item["image"].numpy(), item["polygons"], item["matrix"]
+        maps = np.stack([item[key].numpy() for key in MAP_KEYS]).astype(TARGET_DTYPE)
     counts = np.array([len(p) for p in polygons], dtype=np.int64)
     points = np.concatenate(polygons).astype(np.float32) if polygons else np.zeros((0, 2), np.float32)
     return _Prepared(np.ascontiguousarray(image), points, counts, sample.ignore, matrix, maps)
@@ -149,7 +137,7 @@ def _write_cache(tmp: Path, results: Iterable[_Prepared], count: int, config: Ca
     counts, ignores, points = [], [], []
     targets = None
     if with_targets:
-        shape = (count, len(MAP_KEYS), config.val_size, config.val_size)
+        shape = (count, len(MAP_KEYS), config.eval_size, config.eval_size)
         targets = np.lib.format.open_memmap(tmp / TARGETS, mode="w+", dtype=TARGET_DTYPE, shape=shape)
     offset = words = 0
     with open(tmp / IMAGES, "wb") as images:
@@ -251,10 +239,10 @@ def estimate_bytes(sizes: Iterable[tuple[int, int]], config: CacheConfig, with_t
     """Bytes of a cache's image (and map) files for images of stored (width, height) ``sizes``.
 
     Training caches hold each image shrunk to ``config.long_side`` (within a pixel per side of the real
-    size); validation caches one letterboxed ``val_size`` square and its maps per image.
+    size); validation caches one letterboxed ``eval_size`` square and its maps per image.
     """
     if with_targets:
-        side = config.val_size
+        side = config.eval_size
         per_image = side * side * (3 + len(MAP_KEYS) * np.dtype(TARGET_DTYPE).itemsize)
         return per_image * sum(1 for _ in sizes)
     total = 0
@@ -280,12 +268,12 @@ def prepare_cache(
     config: CacheConfig = CacheConfig(),
     workers: int | None = None,
     with_targets: bool = False,
-    on_bad_sample: str = DEFAULT_POLICY,
+    on_bad_sample: OnBadSample = OnBadSample.ERROR,
 ) -> Path:
     """Build (or find) the cache of ``ROOT``'s ``split`` and return its directory ``cache_dir/<key>/``.
 
     workers: processes decoding in parallel (None: all usable cores). with_targets: store the letterboxed
-    ``config.val_size`` images with their DB maps (validation). on_bad_sample: ``error`` raises
+    ``config.eval_size`` images with their DB maps (validation). on_bad_sample: ``error`` raises
     ``DataCheckError`` listing every problem of the split; ``skip`` leaves the unusable images out. An
     unreadable annotation file raises ``AnnotationError``; nothing is left behind then.
     """
@@ -297,7 +285,7 @@ def prepare_cache(
         raise AnnotationError(f"{json_path}: no images to prepare")
     key, inputs = cache_key(root, split, names, config, with_targets)
     final = cache_dir / key
-    if _valid(final, key) and (on_bad_sample == "skip" or not CacheSource(final).skipped):
+    if _valid(final, key) and (on_bad_sample == OnBadSample.SKIP or not CacheSource(final).skipped):
         return final
     report = check_dataset(root, split, workers)
     usable = usable_names(report, on_bad_sample)
@@ -345,7 +333,7 @@ def find_or_build(
     config: CacheConfig = CacheConfig(),
     workers: int | None = None,
     with_targets: bool = False,
-    on_bad_sample: str = DEFAULT_POLICY,
+    on_bad_sample: OnBadSample = OnBadSample.ERROR,
 ) -> CacheSource:
     """The cache source of ``split``, prepared first if missing or stale (what training calls)."""
     return CacheSource(prepare_cache(root, split, cache_dir, config, workers, with_targets, on_bad_sample))

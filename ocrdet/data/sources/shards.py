@@ -25,7 +25,6 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -35,16 +34,24 @@ import webdataset as wds
 from PIL import Image
 
 from ocrdet.atomic import atomic_write_text
-from ocrdet.data.io.decode import JPEG_START, ImageDecodeError, decode_bytes, read_image_bytes, read_orientation
+from ocrdet.data.io.decode import (
+    IMAGE_SUFFIXES,
+    JPEG_START,
+    ImageDecodeError,
+    decode_bytes,
+    read_image_bytes,
+    read_orientation,
+)
 from ocrdet.data.io.format import load_annotations, split_paths
 from ocrdet.data.io.orientation import transform_points
-from ocrdet.data.sources.folder import Sample, resize_long_side
+from ocrdet.data.sources.base import EncodedSample, Sample, shrink_sample
 from ocrdet.parallel import ordered_map, usable_cores
 
 INDEX = "index.json"
 SHARD_PATTERN = "{split}-%06d.tar"
 JPEG_QUALITY = 95
-IMAGE_EXTENSIONS = ("jpg", "png", "bmp", "tif", "tiff", "webp")
+IMAGE_EXTENSIONS = sorted(suffix[1:] for suffix in IMAGE_SUFFIXES)
+"""Image members a shard may hold: the suffixes ``decode`` reads."""
 MAX_IMAGE_BYTES = 256 << 20
 """Largest image member read from a shard."""
 MAX_JSON_BYTES = 16 << 20
@@ -67,24 +74,6 @@ def parse_size(text: str) -> int:
     if size <= 0:
         raise ValueError(f"shard size {text!r} must be positive")
     return size
-
-
-@dataclass(frozen=True)
-class EncodedSample:
-    """One sample as a shard holds it: encoded image bytes and polygons, not yet decoded."""
-
-    data: bytes
-    """The encoded image (upright: its EXIF orientation, if any, is 1)."""
-    polygons: list[np.ndarray]
-    """float32 (N_i, 2) points in ``data``'s stored pixel frame."""
-    ignore: np.ndarray
-    """bool (len(polygons),) don't-care flags."""
-    name: str
-    """File name relative to ``images/<split>/``."""
-    matrix: np.ndarray
-    """float64 (3, 3): annotation-file points -> ``data``'s stored pixel frame."""
-    key: str
-    """The sample's key in its shard."""
 
 
 def _upright_bytes(data: bytes, suffix: str) -> tuple[bytes, str, np.ndarray]:
@@ -282,7 +271,4 @@ def decode_sample(encoded: EncodedSample, long_side: int | None, url: str = "") 
         decoded = decode_bytes(encoded.data, min_long_side=long_side)
     except ImageDecodeError as exc:
         raise ImageDecodeError(f"{url}: sample {encoded.key!r} ({encoded.name}): {exc}") from None
-    image, resize = (decoded.image, np.eye(3)) if long_side is None else resize_long_side(decoded.image, long_side)
-    to_image = resize @ decoded.matrix
-    polygons = [transform_points(to_image, p).astype(np.float32) for p in encoded.polygons]
-    return Sample(np.ascontiguousarray(image), polygons, encoded.ignore, encoded.name, to_image @ encoded.matrix)
+    return shrink_sample(decoded, encoded.name, encoded.polygons, encoded.ignore, long_side, encoded.matrix)

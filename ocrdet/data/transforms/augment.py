@@ -207,12 +207,16 @@ def brightness_contrast(image: np.ndarray, alpha: float, beta: float) -> np.ndar
     return cv2.LUT(image, table)
 
 
+def sample_jitter(rng: np.random.Generator, config: AugmentConfig) -> tuple[float, float]:
+    """Draw (alpha, beta) of ``brightness_contrast``: contrast first, then brightness."""
+    alpha = 1.0 + rng.uniform(-config.contrast, config.contrast)
+    return alpha, rng.uniform(-config.brightness, config.brightness)
+
+
 def color_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> np.ndarray:
     """Random brightness and contrast of a uint8 (H, W, 3) image; uint8 of the same shape out."""
     check_image(image)
-    alpha = 1.0 + rng.uniform(-config.contrast, config.contrast)
-    beta = rng.uniform(-config.brightness, config.brightness)
-    return brightness_contrast(image, alpha, beta)
+    return brightness_contrast(image, *sample_jitter(rng, config))
 
 
 def letterbox(

@@ -1,0 +1,105 @@
+"""The data settings: one ``DataConfig`` (keys ``data.*``), the cache's ``CacheConfig``, and their defaults.
+
+Every image size default of the data path is here (``EVAL_SIZE``, ``CACHE_LONG_SIDE``; the training crop is
+``AugmentConfig.size``). Choices are enums, converted from their config strings once, in ``DataConfig``;
+everything downstream compares enum members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ocrdet.data.check import OnBadSample
+from ocrdet.data.transforms.augment import AugmentConfig
+from ocrdet.data.transforms.maps import TargetConfig
+
+EVAL_SIZE = 640
+"""Side of the letterboxed square that validation and prediction feed the network."""
+CACHE_LONG_SIDE = 1024
+"""Images are shrunk (INTER_AREA) to at most this long side before anything else (cache, folder, shards)."""
+
+
+class Backend(str, Enum):
+    """``native``: decode and augment in DataLoader workers (libjpeg-turbo, OpenCV); ``dali``: decode, resize and
+    warp in NVIDIA DALI (on the GPU when there is one), polygons and targets in the workers."""
+
+    NATIVE = "native"
+    DALI = "dali"
+
+
+def _choice(enum: type[Enum], key: str, value: object) -> Enum:
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValueError(f"{key} must be one of {tuple(m.value for m in enum)}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Settings that change what a cache holds (all of them enter its key).
+
+    long_side: images are shrunk (INTER_AREA) so that their long side is at most this many pixels.
+    eval_size: side of the letterboxed square stored, with its maps, by a validation (``with_targets``) cache.
+    targets: settings of those maps.
+    """
+
+    long_side: int = CACHE_LONG_SIDE
+    eval_size: int = EVAL_SIZE
+    targets: TargetConfig = TargetConfig()
+
+
+@dataclass
+class SynthRequest:
+    """Generate a synthetic data set at ``data.root`` when it does not exist yet (0 = never)."""
+
+    train: int = 0
+    val: int = 0
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from, how it is read and what a batch item is (``data.*``)."""
+
+    root: str = "data/synth"
+    train_split: str = "train"
+    val_split: str = "val"
+    batch_size: int = 8
+    eval_size: int = EVAL_SIZE
+    num_workers: int = 2
+    cache: bool = True
+    cache_dir: str = ".ocrdet-cache"
+    cache_long_side: int = CACHE_LONG_SIDE
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    on_bad_sample: OnBadSample = OnBadSample.ERROR
+    backend: Backend = Backend.NATIVE
+    urls: str = ""
+    """Training shards (``ocrdet shard``), a brace pattern of paths or ``pipe:`` commands; empty: ``root``."""
+    val_urls: str = ""
+    """Validation shards, as ``urls``."""
+    shard_index: str = ""
+    """The shards' ``index.json`` (path or URL); empty: beside the first local shard."""
+    shuffle_buffer: int = 1000
+    """Samples a DataLoader worker mixes when streaming shards."""
+
+    def __post_init__(self) -> None:
+        self.on_bad_sample = _choice(OnBadSample, "data.on_bad_sample", self.on_bad_sample)
+        self.backend = _choice(Backend, "data.backend", self.backend)
+        if bool(self.urls) != bool(self.val_urls):
+            raise ValueError("streaming from shards needs both data.urls and data.val_urls")
+        if not (self.root or self.urls):
+            raise ValueError("no data: set data.root (a data set folder) or data.urls and data.val_urls (shards)")
+
+    def split(self, train: bool) -> str:
+        """``train_split`` or ``val_split``."""
+        return self.train_split if train else self.val_split
+
+    def loader_batch_size(self, train: bool) -> int:
+        """``batch_size`` for training; validation batches are half as large (at least 1)."""
+        return self.batch_size if train else max(1, self.batch_size // 2)
+
+    def cache_config(self) -> CacheConfig:
+        """The settings of this data's prepared caches."""
+        return CacheConfig(long_side=self.cache_long_side, eval_size=self.eval_size, targets=self.targets)

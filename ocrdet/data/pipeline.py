@@ -1,0 +1,158 @@
+"""``make_datamodule(DataConfig, seed)``: which source (folder, prepared cache, shards) and which backend
+(native, DALI) make the batches; the one place that chooses.
+
+The path of an image, from disk to the device: ``io.decode`` (upright, DCT-scaled) -> ``sources`` (folder,
+cache or shards: a ``Sample`` or ``EncodedSample``) -> ``transforms.item`` (warp / letterbox, targets) ->
+``loaders`` (DataLoader, shared-memory collate; DALI makes the pixels itself) -> the training step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightning as L
+
+from ocrdet.data.check import Problem
+from ocrdet.data.config import Backend, DataConfig, SynthRequest
+from ocrdet.data.io.synth import generate_dataset
+from ocrdet.data.loaders.native import DetectionDataset, collate, make_loader
+from ocrdet.data.sources.base import Source
+from ocrdet.data.sources.folder import open_folder
+from ocrdet.data.sources.prepare import find_or_build
+
+
+class Loaders(Protocol):
+    """Makes the training or validation loader of one rank (``rank`` of ``world``)."""
+
+    skipped: dict[str, list[Problem]]
+    """Per split, the images the data check left out (``on_bad_sample=skip``)."""
+
+    def __call__(self, train: bool, rank: int, world: int) -> Any: ...
+
+
+class DetectionDataModule(L.LightningDataModule):
+    """Training and validation loaders of one data configuration, whatever the source and backend."""
+
+    def __init__(self, loaders: Loaders) -> None:
+        super().__init__()
+        self.loaders = loaders
+
+    def skipped(self) -> dict[str, list[Problem]]:
+        """Per split, the images the data check left out (``on_bad_sample=skip``)."""
+        return self.loaders.skipped
+
+    def _loader(self, train: bool) -> Any:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return self.loaders(train, rank, world)
+
+    def train_dataloader(self) -> Any:
+        return self._loader(train=True)
+
+    def val_dataloader(self) -> Any:
+        return self._loader(train=False)
+
+
+def ensure_data(root: str | Path, synth: SynthRequest) -> Path:
+    """The data root; generated synthetic receipts when it is missing and ``synth`` asks for them."""
+    root = Path(root)
+    if not root.exists() and synth.train > 0:
+        print(f"generating {synth.train}+{synth.val} synthetic receipts in {root}")
+        generate_dataset(root, synth.train, synth.val, seed=synth.seed)
+    if not root.exists():
+        raise FileNotFoundError(f"data root {root} does not exist (expected {root}/images/<split>, {root}/jsons/)")
+    return root
+
+
+def open_source(root: Path, split: str, config: DataConfig, train: bool) -> Source:
+    """The prepared cache of ``split`` (built on first use; validation caches hold final maps), or the
+    image folder itself when ``data.cache=false``."""
+    if not config.cache:
+        return open_folder(root, split, config.cache_long_side, config.on_bad_sample)
+    return find_or_build(
+        root,
+        split,
+        Path(config.cache_dir),
+        config.cache_config(),
+        with_targets=not train,
+        on_bad_sample=config.on_bad_sample,
+    )
+
+
+class NativeLoaders:
+    """Folder or cache, decoded and augmented in DataLoader workers (Lightning adds the DDP sampler)."""
+
+    def __init__(self, config: DataConfig, root: Path) -> None:
+        self.config = config
+        self.sources = {train: open_source(root, config.split(train), config, train) for train in (True, False)}
+        self.skipped = {config.split(train): list(source.skipped) for train, source in self.sources.items()}
+
+    def __call__(self, train: bool, rank: int, world: int) -> Any:
+        c = self.config
+        dataset = DetectionDataset(self.sources[train], train, c.augment, c.targets, c.eval_size, c.on_bad_sample)
+        return make_loader(dataset, c, train, collate)
+
+
+class DaliFolderLoaders:
+    """The image folder through DALI; ranks split the data with a DistributedSampler (validation pads with
+    repeats, which the metric counts once). The data check runs first (DataCheckError under ``error``)."""
+
+    def __init__(self, config: DataConfig, root: Path) -> None:
+        self.config = config
+        self.sources = {
+            train: open_folder(root, config.split(train), config.cache_long_side, config.on_bad_sample)
+            for train in (True, False)
+        }
+        self.skipped = {config.split(train): list(source.skipped) for train, source in self.sources.items()}
+
+    def __call__(self, train: bool, rank: int, world: int) -> Any:
+        from torch.utils.data import DistributedSampler
+
+        from ocrdet.data.loaders.dali import EncodedFolder, GeometryItems, collate_encoded, dali_loader
+
+        dataset = EncodedFolder(self.sources[train], GeometryItems(train, self.config))
+        sampler = DistributedSampler(dataset, world, rank, shuffle=train, drop_last=train) if world > 1 else None
+        return dali_loader(make_loader(dataset, self.config, train, collate_encoded, sampler), train, self.config)
+
+
+class ShardLoaders:
+    """WebDataset shards streamed per rank and worker (``ocrdet.data.loaders.stream``), decoded natively or
+    by DALI."""
+
+    def __init__(self, config: DataConfig, seed: int) -> None:
+        from ocrdet.data.loaders.stream import open_shards
+
+        self.config, self.seed = config, seed
+        self.shards = {
+            True: open_shards(config.urls, config.shard_index),
+            False: open_shards(config.val_urls, config.shard_index),
+        }
+        self.skipped: dict[str, list[Problem]] = {}
+
+    def __call__(self, train: bool, rank: int, world: int) -> Any:
+        from ocrdet.data.loaders.stream import ShardItems, ShardStream, as_is
+
+        c, dali = self.config, self.config.backend == Backend.DALI
+        if dali:
+            from ocrdet.data.loaders.dali import GeometryItems, collate_encoded, dali_loader
+
+            items, collate_fn = GeometryItems(train, c), collate_encoded
+        else:
+            items, collate_fn = ShardItems(train, c), collate
+        batch = c.loader_batch_size(train)
+        stream = ShardStream(
+            self.shards[train], train, items, batch, c.num_workers, rank, world, c.shuffle_buffer, self.seed, collate_fn
+        )
+        loader = make_loader(stream, c, train, as_is)
+        return dali_loader(loader, train, c) if dali else loader
+
+
+def make_datamodule(config: DataConfig, seed: int) -> DetectionDataModule:
+    """Shards (``data.urls``) or the data root (prepared cache or folder), read by the ``data.backend``."""
+    if config.urls:
+        return DetectionDataModule(ShardLoaders(config, seed))
+    root = Path(config.root)
+    if config.backend == Backend.DALI:
+        return DetectionDataModule(DaliFolderLoaders(config, root))
+    return DetectionDataModule(NativeLoaders(config, root))
