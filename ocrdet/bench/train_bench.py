@@ -30,7 +30,7 @@ import torch
 
 from ocrdet.bench.common import SYNTH_SEED, SourceView, synthetic_receipts, text_table
 from ocrdet.data.config import CacheConfig, DataConfig
-from ocrdet.data.loaders.native import DetectionDataModule
+from ocrdet.data.pipeline import DetectionDataModule, NativeLoaders
 from ocrdet.data.sources.cache import CacheSource
 from ocrdet.data.sources.prepare import prepare_cache
 from ocrdet.data.transforms.augment import AugmentConfig
@@ -136,7 +136,7 @@ def _run(
             default_root_dir=tmp,
         )
         module = DBNetModule(model, input_size=data.augment.size, eval_workers=0)
-        trainer.fit(module, datamodule=DetectionDataModule(data, {data.train_split: source}))
+        trainer.fit(module, datamodule=DetectionDataModule(NativeLoaders(data, {True: source, False: source})))
     timed, seconds, wait = throughput(clock.starts, clock.ends, warmup)
     return TrainBenchRow(
         device=trainer.strategy.root_device.type,

@@ -18,7 +18,7 @@ from ocrdet.data.config import Backend, DataConfig, SynthRequest
 from ocrdet.data.io.synth import generate_dataset
 from ocrdet.data.loaders.native import DetectionDataset, collate, make_loader
 from ocrdet.data.sources.base import Source
-from ocrdet.data.sources.folder import open_folder
+from ocrdet.data.sources.folder import FolderSource, open_folder
 from ocrdet.data.sources.prepare import find_or_build
 
 
@@ -81,12 +81,15 @@ def open_source(root: Path, split: str, config: DataConfig, train: bool) -> Sour
 
 
 class NativeLoaders:
-    """Folder or cache, decoded and augmented in DataLoader workers (Lightning adds the DDP sampler)."""
+    """Folder or cache (``sources``: training, validation), decoded and augmented in DataLoader workers
+    (Lightning adds the DDP sampler)."""
 
-    def __init__(self, config: DataConfig, root: Path) -> None:
-        self.config = config
-        self.sources = {train: open_source(root, config.split(train), config, train) for train in (True, False)}
-        self.skipped = {config.split(train): list(source.skipped) for train, source in self.sources.items()}
+    def __init__(self, config: DataConfig, sources: dict[bool, Source]) -> None:
+        self.config, self.sources = config, sources
+
+    @property
+    def skipped(self) -> dict[str, list[Problem]]:
+        return {self.config.split(train): list(source.skipped) for train, source in self.sources.items()}
 
     def __call__(self, train: bool, rank: int, world: int) -> Any:
         c = self.config
@@ -94,17 +97,11 @@ class NativeLoaders:
         return make_loader(dataset, c, train, collate)
 
 
-class DaliFolderLoaders:
-    """The image folder through DALI; ranks split the data with a DistributedSampler (validation pads with
-    repeats, which the metric counts once). The data check runs first (DataCheckError under ``error``)."""
+class DaliFolderLoaders(NativeLoaders):
+    """The image folders (``sources``) through DALI; ranks split the data with a DistributedSampler (validation
+    pads with repeats, which the metric counts once)."""
 
-    def __init__(self, config: DataConfig, root: Path) -> None:
-        self.config = config
-        self.sources = {
-            train: open_folder(root, config.split(train), config.cache_long_side, config.on_bad_sample)
-            for train in (True, False)
-        }
-        self.skipped = {config.split(train): list(source.skipped) for train, source in self.sources.items()}
+    sources: dict[bool, FolderSource]
 
     def __call__(self, train: bool, rank: int, world: int) -> Any:
         from torch.utils.data import DistributedSampler
@@ -153,6 +150,10 @@ def make_datamodule(config: DataConfig, seed: int) -> DetectionDataModule:
     if config.urls:
         return DetectionDataModule(ShardLoaders(config, seed))
     root = Path(config.root)
-    if config.backend == Backend.DALI:
-        return DetectionDataModule(DaliFolderLoaders(config, root))
-    return DetectionDataModule(NativeLoaders(config, root))
+    if config.backend == Backend.DALI:  # DALI decodes the files itself: the folder, checked first
+        folders = {
+            t: open_folder(root, config.split(t), config.cache_long_side, config.on_bad_sample) for t in (True, False)
+        }
+        return DetectionDataModule(DaliFolderLoaders(config, folders))
+    sources = {train: open_source(root, config.split(train), config, train) for train in (True, False)}
+    return DetectionDataModule(NativeLoaders(config, sources))
