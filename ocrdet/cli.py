@@ -95,15 +95,40 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from ocrdet.eval.evaluate import evaluate_files, format_table
-    from ocrdet.eval.sweep import format_sweep, run_sweep
+    import warnings
 
+    warnings.simplefilter("always")
+    warnings.showwarning = lambda message, category, *_rest: print(f"warning: {message}", file=sys.stderr)
     if args.sweep:
+        from ocrdet.eval.sweep import format_sweep, run_sweep
+
         result = run_sweep(args.gt, args.pred, args.sweep, args.plot, metric=args.metric)
         print(format_sweep(result))
         print(f"plot: {args.plot}")
+        return
+    from ocrdet.eval.evaluate import evaluate_files, format_table
+
+    result = evaluate_files(args.gt, args.pred, metric=args.metric)
+    if args.json == "-":
+        _write_json(result.to_json(), None)
+        return
+    print(format_table(result))
+    if args.json:
+        _write_json(result.to_json(), Path(args.json))
+        print(f"json: {args.json}")
+
+
+def _write_json(data: object, path: Path | None) -> None:
+    """Full-precision JSON to ``path`` (atomically), or to stdout for None."""
+    import json
+
+    text = json.dumps(data, indent=1)
+    if path is None:
+        print(text)
     else:
-        print(format_table(evaluate_files(args.gt, args.pred, metric=args.metric)))
+        from ocrdet.atomic import atomic_write_text
+
+        atomic_write_text(path, text + "\n")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -253,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=["hmean", "cleval"], default="hmean")
     p.add_argument("--sweep", help="post-processing sweep over saved maps, e.g. box_thresh=0.3:0.9:0.05")
     p.add_argument("--plot", default="sweep.png", help="PNG of the sweep")
+    p.add_argument("--json", metavar="OUT.json", help="also write every figure at full precision (- for stdout only)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="speed, reference vs ours in one run: data, validation epoch, evaluation")
@@ -313,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """The ``ocrdet`` command; with ``argv`` given (tests, scripts) it runs in this process as it is."""
-    if argv is None:
+    if argv is None and sys.argv[1:2] != ["evaluate"]:  # evaluating allocates little: no second interpreter start
         from ocrdet.allocator import maybe_reexec_with_tcmalloc
 
         maybe_reexec_with_tcmalloc()

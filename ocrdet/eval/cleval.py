@@ -421,7 +421,11 @@ def _without_care_parts(geoms: np.ndarray, bounds: np.ndarray, ignore: np.ndarra
 
 
 class CLEval:
-    """The metric protocol over ``cleval_image``: ``update`` per image, ``compute`` once, ``reset``."""
+    """CLEval as a metric (``ocrdet.eval.metrics.METRICS["cleval"]``): ``update`` per image or ``update_images``,
+    ``compute`` once, ``reset``."""
+
+    name = "cleval"
+    Counts = CLEvalCounts
 
     def __init__(self, config: CLEvalConfig = CLEvalConfig()) -> None:
         self.config = config
@@ -434,9 +438,20 @@ class CLEval:
         det_polys: Sequence[np.ndarray],
         gt_texts: Sequence[str | None] | None = None,
     ) -> CLEvalCounts:
-        counts = cleval_image(gt_polys, gt_ignore, det_polys, gt_texts, self.config)
-        self.per_image.append(counts)
+        return self.update_images([(gt_polys, gt_ignore, gt_texts, det_polys)])[0]
+
+    def update_images(self, images):
+        """(gt polygons, ignore flags, transcriptions or None, detections) per image -> their counts."""
+        counts = [cleval_image(gts, ignore, dets, texts, self.config) for gts, ignore, texts, dets in images]
+        self.per_image += counts
         return counts
+
+    @staticmethod
+    def image_figures(counts: CLEvalCounts) -> dict[str, float]:
+        """One image's precision / recall / hmean and character counts."""
+        out = counts.totals()
+        out.update(char_gt=counts.char_gt, char_det=counts.char_det, char_tp=counts.char_tp)
+        return out
 
     def counts(self) -> CLEvalCounts:
         return sum(self.per_image, CLEvalCounts())

@@ -9,55 +9,57 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
-from ocrdet.data.io.format import AnnotationError, Annotations, load_annotations
-from ocrdet.data.io.predictions import Predictions, read_predictions
-from ocrdet.eval.cleval import CLEvalCounts, cleval_image
-from ocrdet.eval.iou_hmean import ImageCounts, match_images
-from ocrdet.model.postprocess import PostprocessConfig, postprocess
+from ocrdet.data.io.format import AnnotationError, Annotations
+from ocrdet.eval.cleval import CLEvalConfig, CLEvalCounts
+from ocrdet.eval.files import GroundTruth, MetricInputWarning, read_detections, read_ground_truth
+from ocrdet.eval.files import warn_self_intersecting as warn_self_intersecting
+from ocrdet.eval.iou_hmean import AREA_PRECISION_THRESHOLD, IOU_THRESHOLD, ImageCounts
+from ocrdet.eval.metrics import METRICS, metric_class
+
+if TYPE_CHECKING:
+    from ocrdet.model.postprocess import PostprocessConfig
 
 Counts = ImageCounts | CLEvalCounts
-GroundTruth = tuple[list[np.ndarray], np.ndarray, list | None]
-"""One image's ground truth: polygons (N, 2), ignore flags (n,) bool, transcriptions or None."""
-
-METRICS = ("hmean", "cleval")
 MAX_PENDING_PER_WORKER = 2
 """Batches the background evaluator lets wait per worker before ``submit`` blocks (bounds memory)."""
 
 
 def check_metric(metric: str) -> None:
-    """Refuse a metric name other than those of ``METRICS``."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    """Refuse a metric name that is not registered in ``ocrdet.eval.metrics.METRICS``."""
+    metric_class(metric)
 
 
 def score_images(metric: str, gts: Sequence[GroundTruth], dets: Sequence[Sequence[np.ndarray]]) -> list[Counts]:
     """Per-image counts of ``metric`` for ground truth ``gts`` and detections ``dets`` (same order)."""
-    check_metric(metric)
-    if metric == "hmean":
-        return match_images([(polys, ignore, det) for (polys, ignore, _), det in zip(gts, dets, strict=True)])
-    return [cleval_image(polys, ignore, det, texts) for (polys, ignore, texts), det in zip(gts, dets, strict=True)]
+    return metric_class(metric)().update_images(
+        [(polys, ignore, texts, det) for (polys, ignore, texts), det in zip(gts, dets, strict=True)]
+    )
 
 
 def image_figures(counts: Counts) -> dict[str, float]:
     """One image's precision / recall / hmean (+ counts) by the metric's per-image rule."""
-    if isinstance(counts, ImageCounts):
-        return counts.image_metrics()
-    out = counts.totals()
-    out.update(char_gt=counts.char_gt, char_det=counts.char_det, char_tp=counts.char_tp)
-    return out
+    return next(cls for cls in METRICS.values() if isinstance(counts, cls.Counts)).image_figures(counts)
 
 
 def total(counts: Sequence[Counts], metric: str) -> Counts:
     """Sum of per-image counts (the empty sum of ``metric``'s type when there are none)."""
-    return sum(counts, ImageCounts() if metric == "hmean" else CLEvalCounts())
+    return sum(counts, metric_class(metric).Counts())
+
+
+def metric_settings(metric: str) -> dict[str, float]:
+    """The thresholds a metric ran with, for the JSON report."""
+    if metric == "hmean":
+        return {"iou_threshold": IOU_THRESHOLD, "area_precision_threshold": AREA_PRECISION_THRESHOLD}
+    return asdict(CLEvalConfig())
 
 
 @dataclass(frozen=True)
@@ -67,23 +69,54 @@ class EvaluationResult:
     """Data-set figures: precision, recall, hmean and counts (CLEval adds mean_* per-image averages)."""
     per_image: list[tuple[str, dict[str, float]]]
     """(file name, figures) in ground-truth order."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """The files evaluated (``gt``, ``predictions``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything at full precision: settings, version, data-set figures (both averagings for CLEval),
+        counts and per-image figures."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ocrdet_version = version("ocrdet")
+        except PackageNotFoundError:
+            ocrdet_version = "unknown"
+        return {
+            "ocrdet_version": ocrdet_version,
+            "metric": self.metric,
+            "settings": metric_settings(self.metric),
+            **self.sources,
+            "images": len(self.per_image),
+            "summary": self.summary,
+            "per_image": [{"image": name, **figures} for name, figures in self.per_image],
+        }
 
 
 def ground_truth(annotations: Annotations) -> dict[str, GroundTruth]:
-    """File name -> (polygons, ignore flags, transcriptions) of every annotated image."""
+    """File name -> (float64 polygons, ignore flags, transcriptions) of every annotated image."""
     out = {}
     for name, image in annotations.images.items():
-        polys, ignore = image.polygons()
-        out[name] = (polys, ignore, [w.transcription for w in image.words.values()])
+        words = list(image.words.values())
+        polys = [np.array(w.points, dtype=np.float64).reshape(-1, 2) for w in words]
+        out[name] = (polys, np.array([w.illegibility for w in words], dtype=bool), [w.transcription for w in words])
     return out
 
 
-def align_predictions(gts: dict[str, GroundTruth], predictions: Predictions, source: str) -> list[list[np.ndarray]]:
-    """Detections in ground-truth order; an image without predictions has none; unknown names are an error."""
+def align_predictions(
+    gts: dict[str, GroundTruth], predictions: dict[str, list[np.ndarray]], source: str
+) -> list[list[np.ndarray]]:
+    """Detections in ground-truth order; an image without predictions has none; unknown names are an error.
+    A file without any image of the ground truth gets a MetricInputWarning (wrong file or names?)."""
     unknown = [name for name in predictions if name not in gts]
     if unknown:
         shown = ", ".join(repr(n) for n in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
         raise AnnotationError(f"{source}: predictions for images that are not in the ground truth: {shown}")
+    if gts and not predictions:
+        warnings.warn(
+            f"{source}: no predictions for any of the {len(gts)} ground-truth images; every image scores as missed",
+            MetricInputWarning,
+            stacklevel=2,
+        )
     return [list(predictions.get(name, [])) for name in gts]
 
 
@@ -102,8 +135,9 @@ def evaluate_files(
     IoU metric that is faster up to thousands of images: the geometry is already bulk).
     """
     check_metric(metric)
-    gts = ground_truth(load_annotations(gt_path))
-    dets = align_predictions(gts, read_predictions(pred_path), str(pred_path))
+    gts, word_ids = read_ground_truth(gt_path)
+    warn_self_intersecting(gts, str(gt_path), word_ids)
+    dets = align_predictions(gts, read_detections(pred_path), str(pred_path))
     gt_list = list(gts.values())
     if workers > 0 and len(gt_list) > 1:
         parts = chunks(len(gt_list), workers)
@@ -116,6 +150,7 @@ def evaluate_files(
         metric=metric,
         summary=total(per_image, metric).metrics(),
         per_image=[(name, image_figures(c)) for name, c in zip(gts, per_image, strict=True)],
+        sources={"gt": str(gt_path), "predictions": str(pred_path)},
     )
 
 
@@ -143,6 +178,8 @@ def format_table(result: EvaluationResult, worst: int = 10) -> str:
 def _init_worker() -> None:
     """Workers ignore Ctrl-C, which a terminal sends to them too: the main process decides what happens
     (in training ``ocrdet.train.checkpointing.StopOnSignal`` saves a checkpoint) and shuts the pool down."""
+    import cv2
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
 
@@ -160,6 +197,8 @@ def process_batch(
     metric: str,
 ) -> list[Counts]:
     """Post-process (B, H, W) maps and score them against ``gts``: per-image counts."""
+    from ocrdet.model.postprocess import postprocess
+
     dets = [postprocess(prob, config, scale)[0] for prob, scale in zip(prob_maps, scales, strict=True)]
     return score_images(metric, gts, dets)
 
@@ -174,6 +213,8 @@ class BackgroundEvaluator:
     """
 
     def __init__(self, config: PostprocessConfig | None = None, workers: int = 1, metric: str = "hmean") -> None:
+        from ocrdet.model.postprocess import PostprocessConfig
+
         check_metric(metric)
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")

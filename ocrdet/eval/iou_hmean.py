@@ -299,17 +299,34 @@ def match_pairs(
 
 
 class IoUHmean:
-    """The metric protocol over ``match_image``: ``update`` per image, ``compute`` once, ``reset``."""
+    """The ICDAR 2015 IoU H-mean as a metric (``ocrdet.eval.metrics.METRICS["hmean"]``): ``update`` per image or
+    ``update_images`` in bulk (one batch of geometry), ``compute`` once, ``reset``."""
+
+    name = "hmean"
+    Counts = ImageCounts
 
     def __init__(self) -> None:
         self.per_image: list[ImageCounts] = []
 
     def update(
-        self, gt_polys: Sequence[np.ndarray], gt_ignore: np.ndarray, det_polys: Sequence[np.ndarray]
+        self,
+        gt_polys: Sequence[np.ndarray],
+        gt_ignore: np.ndarray,
+        det_polys: Sequence[np.ndarray],
+        gt_texts: Sequence[str | None] | None = None,
     ) -> ImageCounts:
-        counts = match_image(gt_polys, gt_ignore, det_polys)
-        self.per_image.append(counts)
+        return self.update_images([(gt_polys, gt_ignore, gt_texts, det_polys)])[0]
+
+    def update_images(self, images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, object, Sequence[np.ndarray]]]):
+        """(gt polygons, ignore flags, transcriptions (unused), detections) per image -> their counts."""
+        counts = match_images([(gts, ignore, dets) for gts, ignore, _, dets in images])
+        self.per_image += counts
         return counts
+
+    @staticmethod
+    def image_figures(counts: ImageCounts) -> dict[str, float]:
+        """One image's figures by the script's per-image rule."""
+        return counts.image_metrics()
 
     def counts(self) -> ImageCounts:
         return sum(self.per_image, ImageCounts())

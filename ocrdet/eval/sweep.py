@@ -19,17 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ocrdet.data.io.format import AnnotationError, load_annotations
+from ocrdet.data.io.format import AnnotationError
 from ocrdet.eval.evaluate import (
     Counts,
     GroundTruth,
     check_metric,
     chunks,
-    ground_truth,
     process_pool,
     score_images,
     total,
 )
+from ocrdet.eval.files import read_annotation_polygons
 from ocrdet.model.postprocess import PostprocessConfig, expand_candidates, find_candidates, postprocess
 
 SWEEP_PARAMS = ("box_thresh", "thresh", "unclip_ratio")
@@ -224,8 +224,6 @@ def run_sweep(
 ) -> SweepResult:
     """The CLI's sweep: parse ``spec``, evaluate, save the plot; print ``format_sweep(result)`` yourself."""
     param, values = parse_sweep(spec)
-    result = sweep(
-        load_maps(maps_path), ground_truth(load_annotations(gt_path)), param, values, config, metric, workers
-    )
+    result = sweep(load_maps(maps_path), read_annotation_polygons(gt_path), param, values, config, metric, workers)
     plot_sweep(result, plot_path)
     return result

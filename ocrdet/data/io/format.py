@@ -25,13 +25,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ocrdet.atomic import atomic_write_text
+from ocrdet.data.io.errors import AnnotationError as AnnotationError
 
 OUT_OF_IMAGE_TOLERANCE = 2.0
 """Pixels a point may lie outside ``img_w`` x ``img_h`` before the word is rejected."""
-
-
-class AnnotationError(ValueError):
-    """A problem in an annotation file, named by file, image and word id."""
 
 
 class DegeneratePolygonWarning(UserWarning):
@@ -216,7 +213,7 @@ def read_json(path: str | Path) -> Any:
     """
     path = Path(path)
     try:
-        return json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=_json_object)
+        return json.loads(path.read_bytes().decode("utf-8-sig"), object_pairs_hook=_json_object)
     except FileNotFoundError:
         raise AnnotationError(f"{path}: annotation file not found") from None
     except OSError as exc:

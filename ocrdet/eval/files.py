@@ -1,0 +1,256 @@
+"""The two files of ``ocrdet evaluate``, read fast: the ground-truth JSON and the predictions (CSV or JSON).
+
+Ground truth is decoded with orjson into float64 arrays and checked in bulk (structure, finite numbers, >= 3
+points, inside a known image size, non-zero area, no key listed twice). A file that passes is exactly what the
+strict loader (``format.load_annotations``) would accept, without building a pydantic model per word; any file
+that does not pass goes through that loader, so every error keeps its message. Coordinates stay float64 as
+written (the metrics compare centres and ratios to the last bit).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ocrdet.data.io.errors import AnnotationError
+
+OUT_OF_IMAGE_TOLERANCE = 2.0
+"""Pixels a point may lie outside ``img_w`` x ``img_h`` (the annotation format's rule, ``format.py``)."""
+
+GroundTruth = tuple[list[np.ndarray], np.ndarray, list | None]
+"""One image's ground truth: float64 polygons (N, 2), ignore flags (n,) bool, transcriptions or None."""
+Detections = dict[str, list[np.ndarray]]
+"""File name -> float64 (N, 2) polygons."""
+
+
+class MetricInputWarning(UserWarning):
+    """Something in an evaluation's input that is legal but probably not what the user meant."""
+
+
+def read_bytes(path: Path, what: str) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: {what} file not found") from None
+    except OSError as exc:
+        raise AnnotationError(f"{path}: cannot read: {exc.strerror}") from None
+    return data.removeprefix(b"\xef\xbb\xbf")
+
+
+def _fast_images(raw: bytes) -> dict[str, tuple[np.ndarray, np.ndarray, list[bool], list, list[str]]] | None:
+    """{name: (float64 (P, 2) points, (n,) int64 points per word, ignore flags, transcriptions, word ids)} of a file the
+    strict loader accepts as it is, or None for anything else (the caller then runs that loader)."""
+    import orjson
+
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, dict):
+        return None
+    objects, bools = 1 + len(images), 0
+    out: dict[str, tuple[np.ndarray, np.ndarray, list[bool], list, list[str]]] = {}
+    for name, image in images.items():
+        if not isinstance(image, dict) or not isinstance(image.get("words", {}), dict):
+            return None
+        if not _plain_name(name):
+            return None
+        size = (image.get("img_w"), image.get("img_h"))
+        for value in size:
+            if value is not None and (type(value) is not int or value <= 0):
+                return None
+        words = image.get("words", {})
+        objects += ("words" in image) + len(words)
+        points, counts, ignore, texts = [], [], [], []
+        for word in words.values():
+            if not isinstance(word, dict) or not isinstance(word.get("points"), list):
+                return None
+            flag, text = word.get("illegibility", False), word.get("transcription")
+            if type(flag) is not bool or not (text is None or isinstance(text, str)):
+                return None
+            bools += "illegibility" in word
+            points += word["points"]
+            counts.append(len(word["points"]))
+            ignore.append(flag)
+            texts.append(text)
+        try:
+            array = np.array(points) if points else np.empty((0, 2))
+        except ValueError:
+            return None
+        if array.dtype.kind not in "if" or array.ndim != 2 or array.shape[1] != 2:
+            return None
+        array = array.astype(np.float64, copy=False)
+        counts_array = np.array(counts, dtype=np.int64)
+        if (counts_array < 3).any() or not np.isfinite(array).all():
+            return None
+        if counts and (_shoelace(array, counts_array) == 0).any():
+            return None  # maybe collinear: the strict loader drops those with a warning
+        if size[0] is not None and size[1] is not None and len(array):
+            t = OUT_OF_IMAGE_TOLERANCE
+            if array.min() < -t or array[:, 0].max() > size[0] + t or array[:, 1].max() > size[1] + t:
+                return None
+        out[name] = (array, counts_array, ignore, texts, list(words))
+    # A key listed twice is one object more in the text than in the decoded dict; a boolean where a number
+    # belongs is one "true"/"false" more than the flags. Strings holding "{" or "true" only cost the fast path.
+    if raw.count(b"{") != objects + sum(1 for i in images.values() for _ in _nested_dicts(i)):
+        return None
+    if raw.count(b"true") + raw.count(b"false") != bools:
+        return None
+    return out
+
+
+def _plain_name(name: str) -> bool:
+    """Names that ``format.check_relative_name`` surely accepts (anything else: the strict loader decides)."""
+    return (
+        bool(name)
+        and "\x00" not in name
+        and ":" not in name
+        and "\\" not in name
+        and not name.startswith("/")
+        and ".." not in name.split("/")
+    )
+
+
+def _nested_dicts(image: dict) -> list[Any]:
+    """Dicts in an image entry besides its own, its words dict and the words (extra fields may hold some)."""
+    extra = [v for k, v in image.items() if k != "words"]
+    extra += [v for w in image.get("words", {}).values() for k, v in w.items() if k != "points"]
+    found, stack = [], extra
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            found.append(value)
+            stack += list(value.values())
+        elif isinstance(value, list):
+            stack += value
+    return found
+
+
+def _shoelace(points: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    following = np.arange(1, len(points) + 1)
+    following[starts + counts - 1] = starts
+    x, y = points[:, 0], points[:, 1]
+    return np.add.reduceat(x * y[following] - y * x[following], starts)
+
+
+def _split(points: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    return np.split(points, np.cumsum(counts)[:-1]) if len(counts) else []
+
+
+def read_ground_truth(
+    path: str | Path, what: str = "annotation"
+) -> tuple[dict[str, GroundTruth], dict[str, list[str]]]:
+    """({file name: (float64 polygons, ignore flags, transcriptions)}, {file name: word ids}) of an annotation
+    JSON, in file order. The same acceptance and errors as ``format.load_annotations`` (zero-area words dropped
+    with its warning)."""
+    path = Path(path)
+    raw = read_bytes(path, what)
+    fast = _fast_images(raw)
+    if fast is not None:
+        gts = {
+            name: (_split(points, counts), np.array(ignore, dtype=bool), texts)
+            for name, (points, counts, ignore, texts, _) in fast.items()
+        }
+        return gts, {name: entry[4] for name, entry in fast.items()}
+    from ocrdet.data.io.format import parse_annotations, read_json
+
+    annotations = parse_annotations(read_json(path), source=str(path))
+    gts, ids = {}, {}
+    for name, image in annotations.images.items():
+        words = list(image.words.values())
+        polys = [np.array(w.points, dtype=np.float64).reshape(-1, 2) for w in words]
+        gts[name] = (polys, np.array([w.illegibility for w in words], dtype=bool), [w.transcription for w in words])
+        ids[name] = list(image.words)
+    return gts, ids
+
+
+def read_annotation_polygons(path: str | Path, what: str = "annotation") -> dict[str, GroundTruth]:
+    """``read_ground_truth`` without the word ids."""
+    return read_ground_truth(path, what)[0]
+
+
+def warn_self_intersecting(gts: dict[str, GroundTruth], source: str, words: dict[str, list[str]] | None = None) -> None:
+    """A MetricInputWarning naming image and word of every self-intersecting ground-truth polygon (as
+    ``ocrdet check``): the metrics score its even-odd region, which is rarely what the annotator meant."""
+    import shapely
+
+    from ocrdet.eval.geometry import polygon_set
+
+    polys = [p for g in gts.values() for p in g[0]]
+    if not polys:
+        return
+    invalid = np.flatnonzero(~polygon_set(polys).valid)
+    if len(invalid) == 0:
+        return
+    owners = [(name, k) for name, g in gts.items() for k in range(len(g[0]))]
+    shown = []
+    for i in invalid[:5].tolist():
+        name, k = owners[i]
+        word = words[name][k] if words else str(k)
+        shown.append(f"image {name!r}, word {word!r} ({shapely.is_valid_reason(shapely.Polygon(polys[i]))})")
+    more = f" and {len(invalid) - 5} more" if len(invalid) > 5 else ""
+    warnings.warn(
+        f"{source}: {len(invalid)} self-intersecting ground-truth polygon(s), scored as their even-odd region: "
+        + "; ".join(shown)
+        + more,
+        MetricInputWarning,
+        stacklevel=2,
+    )
+
+
+def parse_csv(text: str, source: str = "<memory>") -> Detections:
+    """The competition CSV: header ``filename,polygons``, one row per image. Errors name file, line and image:
+    a row that repeats an image (both line numbers), a polygon that is not an even count of >= 6 finite numbers."""
+    csv.field_size_limit(sys.maxsize)  # a receipt's polygon cell easily exceeds the default 131,072 characters
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if header is None or [c.strip() for c in header] != ["filename", "polygons"]:
+        raise AnnotationError(f"{source}: expected a 'filename,polygons' header")
+    detections: Detections = {}
+    lines: dict[str, int] = {}
+    for row in reader:
+        line_no = reader.line_num
+        if not row:
+            continue
+        if len(row) != 2:
+            raise AnnotationError(f"{source}, line {line_no}: expected 2 columns, got {len(row)}")
+        name, cell = row
+        if name in lines:
+            raise AnnotationError(
+                f"{source}, lines {lines[name]} and {line_no}: two rows for image {name!r}; give each image one row"
+            )
+        lines[name] = line_no
+        polys = []
+        for k, chunk in enumerate(filter(None, (c.strip() for c in cell.split("|")))):
+            where = f"{source}, line {line_no} ({name}), polygon {k}"
+            try:
+                values = np.array(chunk.split(), dtype=np.float64)
+            except ValueError:
+                raise AnnotationError(f"{where}: not numbers") from None
+            if len(values) % 2 or len(values) < 6:
+                raise AnnotationError(f"{where}: need an even count of >= 6 coordinates")
+            if not np.isfinite(values).all():
+                raise AnnotationError(f"{where}: coordinates must be finite, got {chunk!r}")
+            polys.append(values.reshape(-1, 2))
+        detections[name] = polys
+    return detections
+
+
+def read_detections(path: str | Path) -> Detections:
+    """Predictions ``.csv`` (the competition CSV) or ``.json`` (the annotation format), by suffix, as float64."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        raw = read_bytes(path, "prediction")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise AnnotationError(f"{path}: not UTF-8 text: {exc}") from None
+        return parse_csv(text, source=str(path))
+    return {name: gt[0] for name, gt in read_annotation_polygons(path, "prediction").items()}
