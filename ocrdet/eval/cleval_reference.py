@@ -100,3 +100,44 @@ def reference_cleval_image(
     precision = 0.0 if char_det == 0 else max(0.0, tp - merge) / char_det
     hmean = 0.0 if recall + precision == 0 else 2 * recall * precision / (recall + precision)
     return CLEvalCounts(char_gt, char_det, tp, split, merge, 1, recall, precision, hmean)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """``python -m ocrdet.eval.cleval_reference GT.json PRED.csv``: PyPI cleval's ``CLEvalMetric`` over every
+    image as a whole process (the baseline of ``ocrdet bench eval --metric cleval``); prints the data-set
+    figures (float64, from its summed states) as JSON. 4-point polygons only (its metric's QUAD boxes)."""
+    import json
+    import sys
+
+    from cleval import CLEvalMetric
+
+    from ocrdet.eval.iou_hmean_reference import _read_inputs
+
+    gt_path, pred_path = (argv if argv is not None else sys.argv[1:])[:2]
+    with open(gt_path, encoding="utf-8-sig") as f:
+        images = json.load(f)["images"]
+    metric = CLEvalMetric()
+    for (gts, ignore, dets), image in zip(_read_inputs(gt_path, pred_path), images.values(), strict=True):
+        texts = [w.get("transcription") for w in image.get("words", {}).values()]
+        letters = [_letters(True, g.reshape(-1).tolist(), t, i) for g, t, i in zip(gts, texts, ignore, strict=True)]
+        metric.update(
+            np.array([d.reshape(-1) for d in dets]).reshape(-1, 8),
+            np.array([g.reshape(-1) for g in gts]).reshape(-1, 8),
+            det_letters=[""] * len(dets),
+            gt_letters=letters,
+            gt_is_dcs=ignore,
+        )
+    counts = CLEvalCounts(
+        int(metric.det_num_char_gt),
+        int(metric.det_num_char_det),
+        int(metric.det_num_char_tp_recall),
+        float(metric.det_gran_score_recall),
+        float(metric.det_gran_score_precision),
+    )
+    figures = counts.totals()
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ocrdet.data.io.format import AnnotationError, Annotations
+from ocrdet.data.io.errors import AnnotationError
 from ocrdet.eval.cleval import CLEvalConfig, CLEvalCounts
 from ocrdet.eval.files import GroundTruth, MetricInputWarning, read_detections, read_ground_truth
 from ocrdet.eval.files import warn_self_intersecting as warn_self_intersecting
@@ -26,6 +26,7 @@ from ocrdet.eval.iou_hmean import AREA_PRECISION_THRESHOLD, IOU_THRESHOLD, Image
 from ocrdet.eval.metrics import METRICS, metric_class
 
 if TYPE_CHECKING:
+    from ocrdet.data.io.format import Annotations
     from ocrdet.model.postprocess import PostprocessConfig
 
 Counts = ImageCounts | CLEvalCounts

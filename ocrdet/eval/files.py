@@ -54,7 +54,7 @@ def _fast_images(raw: bytes) -> dict[str, tuple[np.ndarray, np.ndarray, list[boo
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, dict):
         return None
-    objects, bools = 1 + len(images), 0
+    objects, bools = 2 + len(images), 0  # the root, the images dict, each image
     out: dict[str, tuple[np.ndarray, np.ndarray, list[bool], list, list[str]]] = {}
     for name, image in images.items():
         if not isinstance(image, dict) or not isinstance(image.get("words", {}), dict):
@@ -105,6 +105,9 @@ def _fast_images(raw: bytes) -> dict[str, tuple[np.ndarray, np.ndarray, list[boo
     return out
 
 
+WORD_KEYS = {"points", "transcription", "illegibility"}
+
+
 def _plain_name(name: str) -> bool:
     """Names that ``format.check_relative_name`` surely accepts (anything else: the strict loader decides)."""
     return (
@@ -120,7 +123,7 @@ def _plain_name(name: str) -> bool:
 def _nested_dicts(image: dict) -> list[Any]:
     """Dicts in an image entry besides its own, its words dict and the words (extra fields may hold some)."""
     extra = [v for k, v in image.items() if k != "words"]
-    extra += [v for w in image.get("words", {}).values() for k, v in w.items() if k != "points"]
+    extra += [v for w in image.get("words", {}).values() if len(w) > 3 or w.keys() - WORD_KEYS for v in w.values()]
     found, stack = [], extra
     while stack:
         value = stack.pop()
@@ -141,7 +144,8 @@ def _shoelace(points: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def _split(points: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
-    return np.split(points, np.cumsum(counts)[:-1]) if len(counts) else []
+    ends = np.cumsum(counts).tolist()
+    return [points[e - c : e] for e, c in zip(ends, counts.tolist(), strict=True)]
 
 
 def read_ground_truth(
@@ -207,14 +211,19 @@ def warn_self_intersecting(gts: dict[str, GroundTruth], source: str, words: dict
 
 def parse_csv(text: str, source: str = "<memory>") -> Detections:
     """The competition CSV: header ``filename,polygons``, one row per image. Errors name file, line and image:
-    a row that repeats an image (both line numbers), a polygon that is not an even count of >= 6 finite numbers."""
+    a row that repeats an image (both line numbers), a polygon that is not an even count of >= 6 finite numbers.
+
+    All numbers of the file are converted in one numpy call; a file that fails it is read again polygon by
+    polygon, to name the one at fault."""
     csv.field_size_limit(sys.maxsize)  # a receipt's polygon cell easily exceeds the default 131,072 characters
     reader = csv.reader(text.splitlines())
     header = next(reader, None)
     if header is None or [c.strip() for c in header] != ["filename", "polygons"]:
         raise AnnotationError(f"{source}: expected a 'filename,polygons' header")
-    detections: Detections = {}
     lines: dict[str, int] = {}
+    cells: list[tuple[str, int, list[str]]] = []
+    tokens: list[str] = []
+    counts: list[int] = []
     for row in reader:
         line_no = reader.line_num
         if not row:
@@ -227,8 +236,33 @@ def parse_csv(text: str, source: str = "<memory>") -> Detections:
                 f"{source}, lines {lines[name]} and {line_no}: two rows for image {name!r}; give each image one row"
             )
         lines[name] = line_no
-        polys = []
-        for k, chunk in enumerate(filter(None, (c.strip() for c in cell.split("|")))):
+        chunks = [c for c in cell.split("|") if c.strip()]
+        cells.append((name, line_no, chunks))
+        for chunk in chunks:
+            values = chunk.split()
+            tokens += values
+            counts.append(len(values))
+    sizes = np.array(counts, dtype=np.int64)
+    try:
+        numbers = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        numbers = None
+    if numbers is None or (sizes % 2).any() or (sizes < 6).any() or not np.isfinite(numbers).all():
+        _name_bad_polygon(cells, source)
+    points = numbers.reshape(-1, 2)
+    ends = np.cumsum(sizes // 2)
+    detections: Detections = {}
+    k = 0
+    for name, _, chunks in cells:
+        detections[name] = [points[ends[i] - sizes[i] // 2 : ends[i]] for i in range(k, k + len(chunks))]
+        k += len(chunks)
+    return detections
+
+
+def _name_bad_polygon(cells: list[tuple[str, int, list[str]]], source: str) -> None:
+    """Raise the AnnotationError of the first polygon that is not an even count of >= 6 finite numbers."""
+    for name, line_no, chunks in cells:
+        for k, chunk in enumerate(chunks):
             where = f"{source}, line {line_no} ({name}), polygon {k}"
             try:
                 values = np.array(chunk.split(), dtype=np.float64)
@@ -237,10 +271,7 @@ def parse_csv(text: str, source: str = "<memory>") -> Detections:
             if len(values) % 2 or len(values) < 6:
                 raise AnnotationError(f"{where}: need an even count of >= 6 coordinates")
             if not np.isfinite(values).all():
-                raise AnnotationError(f"{where}: coordinates must be finite, got {chunk!r}")
-            polys.append(values.reshape(-1, 2))
-        detections[name] = polys
-    return detections
+                raise AnnotationError(f"{where}: coordinates must be finite, got {chunk.strip()!r}")
 
 
 def read_detections(path: str | Path) -> Detections:

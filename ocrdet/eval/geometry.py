@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -18,18 +17,57 @@ can return invalid geometry on near-degenerate input (a sliver 1e-54 wide), whic
 snap-rounding always returns valid geometry, at an area error of about ``GRID`` times the perimeter."""
 
 
-@dataclass(frozen=True)
-class PolygonSet:
-    """Many polygons as shapely arrays: ``geoms`` (n,) object, ``area`` (n,) float64 |shoelace|,
-    ``bounds`` (n, 4) float64 xmin, ymin, xmax, ymax, ``valid`` (n,) bool (False: self-intersecting
-    or collapsed ring, whose geometry is its even-odd region and whose ``area`` is not that region's),
-    ``points`` the float64 (N_i, 2) polygons as given."""
+MAX_CONVEX_POINTS = 64
+"""Convex polygons with at most this many points are intersected in numpy (``convex_intersection_area``)."""
 
-    geoms: np.ndarray
-    area: np.ndarray
-    bounds: np.ndarray
-    valid: np.ndarray
-    points: Sequence[np.ndarray] = ()
+
+class PolygonSet:
+    """Many polygons in bulk: ``area`` (n,) float64 |shoelace|, ``bounds`` (n, 4) float64 xmin, ymin, xmax, ymax,
+    ``points`` the float64 (N_i, 2) polygons as given, ``convex`` (n,) bool (simple and convex, up to
+    ``MAX_CONVEX_POINTS`` points) with ``padded`` (n, K, 2) their points, the last one repeated up to K.
+    ``geoms`` (shapely, built on first use) and ``valid`` (False: self-intersecting or collapsed ring, whose
+    geometry is its even-odd region and whose ``area`` is not that region's)."""
+
+    def __init__(self, points: Sequence[np.ndarray], area: np.ndarray, bounds: np.ndarray) -> None:
+        self.points = points
+        self.area = area
+        self.bounds = bounds
+        self.padded, self.convex = convex_padded(points)
+        self._geoms = np.full(len(points), None, dtype=object)
+        self._valid: np.ndarray | None = None
+
+    def _polygons(self, idx: np.ndarray) -> np.ndarray:
+        sizes = [len(self.points[i]) for i in idx.tolist()]
+        if not sizes:
+            return np.empty(0, dtype=object)
+        rings = shapely.linearrings(
+            np.concatenate([self.points[i] for i in idx.tolist()]), indices=np.repeat(np.arange(len(idx)), sizes)
+        )
+        return shapely.polygons(rings)
+
+    @property
+    def valid(self) -> np.ndarray:
+        if self._valid is None:
+            valid = self.convex.copy()
+            rest = np.flatnonzero(~valid)
+            valid[rest] = shapely.is_valid(self._polygons(rest))
+            self._valid = valid
+        return self._valid
+
+    def geoms_at(self, idx: np.ndarray) -> np.ndarray:
+        """The shapely regions of polygons ``idx`` (built once, on first use)."""
+        missing = np.unique(idx[np.equal(self._geoms[idx], None)])
+        if len(missing):
+            geoms = self._polygons(missing)
+            invalid = ~self.valid[missing]
+            if invalid.any():
+                geoms[invalid] = even_odd_regions(geoms[invalid])
+            self._geoms[missing] = geoms
+        return self._geoms[idx]
+
+    @property
+    def geoms(self) -> np.ndarray:
+        return self.geoms_at(np.arange(len(self.points)))
 
 
 def check_polygons(polys: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
@@ -51,8 +89,50 @@ def even_odd_regions(rings: np.ndarray) -> np.ndarray:
     winding parity is the parity of the triangles holding it. The overlays see only valid triangles (the
     degenerate ones, of no area, are left out) and snap-round to ``GRID``, so every step stays valid.
     ``make_valid(method="linework")`` builds the same region but fails, or returns invalid geometry that
-    later overlays fail on, where points nearly coincide (0 and -5e-77, say).
+    later overlays fail on, where points nearly coincide (0 and -5e-77, say). A bow-tie quad (one proper
+    crossing) is its two triangles directly, without overlays.
     """
+    regions = np.empty(len(rings), dtype=object)
+    bow_ties = _bow_tie_regions(rings)
+    done = np.not_equal(bow_ties, None)
+    regions[done] = bow_ties[done]
+    if not done.all():
+        regions[~done] = _fan_regions(rings[~done])
+    return regions
+
+
+def _bow_tie_regions(rings: np.ndarray) -> np.ndarray:
+    """The two triangles of 4-point rings whose opposite edges cross once, properly (None for other rings):
+    their even-odd region, without overlays."""
+    out = np.full(len(rings), None, dtype=object)
+    coords, owner = shapely.get_coordinates(shapely.get_exterior_ring(rings), return_index=True)
+    sizes = np.bincount(owner, minlength=len(rings))
+    quads = np.flatnonzero(sizes == 5)
+    if len(quads) == 0:
+        return out
+    p = coords.reshape(-1, 2)[np.concatenate([np.flatnonzero(owner == i)[:4] for i in quads.tolist()])].reshape(
+        -1, 4, 2
+    )
+
+    def orient(a, b, c):
+        return np.sign((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+    for first, second in (((0, 1), (2, 3)), ((1, 2), (3, 0))):
+        a, b, c, d = p[:, first[0]], p[:, first[1]], p[:, second[0]], p[:, second[1]]
+        proper = (orient(a, b, c) * orient(a, b, d) < 0) & (orient(c, d, a) * orient(c, d, b) < 0)
+        for k in np.flatnonzero(proper & np.equal(out[quads], None)).tolist():
+            (ax, ay), (bx, by), (cx, cy), (dx, dy) = a[k], b[k], c[k], d[k]
+            t = ((cx - ax) * (dy - cy) - (cy - ay) * (dx - cx)) / ((bx - ax) * (dy - cy) - (by - ay) * (dx - cx))
+            x = (ax + t * (bx - ax), ay + t * (by - ay))
+            # edges a-b and c-d cross at x: the lobes are (a, x, d) and (x, b, c)
+            lobes = [shapely.Polygon([a[k], x, d[k]]), shapely.Polygon([x, b[k], c[k]])]
+            region = shapely.MultiPolygon([q for q in lobes if q.is_valid and q.area > 0])
+            out[quads[k]] = region if region.is_valid else None
+    return out
+
+
+def _fan_regions(rings: np.ndarray) -> np.ndarray:
+    """``even_odd_regions`` for any ring: the symmetric difference of its fan triangles."""
     points, owner = shapely.get_coordinates(shapely.get_exterior_ring(rings), return_index=True)
     first = np.searchsorted(owner, owner)
     seg = np.flatnonzero(owner[:-1] == owner[1:])
@@ -90,21 +170,15 @@ def polygonal(geoms: np.ndarray) -> np.ndarray:
 
 
 def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
-    """Build shapely geometries, shoelace areas and bounds of float64 (N_i, 2) polygons in bulk.
-
-    Invalid rings (self-intersecting, collapsed) become their even-odd region, as GPC sees them
+    """Shoelace areas, bounds and convexity of float64 (N_i, 2) polygons in bulk; their shapely geometries on
+    first use, invalid rings (self-intersecting, collapsed) as their even-odd region, as GPC sees them
     (``even_odd_regions``): every geometry is valid and polygonal, as GEOS overlays need.
     """
     n = len(polys)
     if n == 0:
-        return PolygonSet(np.empty(0, dtype=object), np.empty(0), np.empty((0, 4)), np.empty(0, dtype=bool), [])
+        return PolygonSet([], np.empty(0), np.empty((0, 4)))
     sizes = np.fromiter((len(p) for p in polys), dtype=np.int64, count=n)
     coords = np.concatenate(polys)
-    owner = np.repeat(np.arange(n), sizes)
-    geoms = shapely.polygons(shapely.linearrings(coords, indices=owner))
-    invalid = ~shapely.is_valid(geoms)
-    if invalid.any():
-        geoms[invalid] = even_odd_regions(geoms[invalid])
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     following = np.arange(1, len(coords) + 1)
     following[starts + sizes - 1] = starts
@@ -120,7 +194,78 @@ def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
         ],
         axis=1,
     )
-    return PolygonSet(geoms, area, bounds, ~invalid, polys)
+    return PolygonSet(polys, area, bounds)
+
+
+def convex_padded(polys: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(n, K, 2) points padded by repeating the last one, and (n,) bool: convex and simple (every turn the
+    same way, no repeated consecutive point, no doubling back, one turn around), for polygons of up to
+    ``MAX_CONVEX_POINTS``."""
+    n = len(polys)
+    sizes = np.fromiter((len(p) for p in polys), dtype=np.int64, count=n)
+    k = int(min(sizes.max(initial=3), MAX_CONVEX_POINTS))
+    padded = np.zeros((n, k, 2))
+    small = np.flatnonzero(sizes <= k)
+    if len(small) == 0:
+        return padded, np.zeros(n, dtype=bool)
+    coords = np.concatenate([polys[i] for i in small.tolist()])
+    row = np.repeat(np.arange(len(small)), sizes[small])
+    col = np.arange(len(coords)) - np.repeat(np.cumsum(sizes[small]) - sizes[small], sizes[small])
+    block = np.empty((len(small), k, 2))
+    block[row, col] = coords
+    j = np.arange(k)[None, :]
+    size = sizes[small][:, None]
+    block = np.take_along_axis(block, np.minimum(j, size - 1)[..., None], axis=1)
+    padded[small] = block
+    nxt = np.where(j + 1 < size, j + 1, 0)
+    edge = np.take_along_axis(block, nxt[..., None], axis=1) - block
+    edge_next = np.take_along_axis(edge, nxt[..., None], axis=1)
+    real = j < size
+    cross = edge[..., 0] * edge_next[..., 1] - edge[..., 1] * edge_next[..., 0]
+    dot = (edge * edge_next).sum(axis=2)
+    zero_edge = ((edge == 0).all(axis=2) & real).any(axis=1) | ((cross == 0) & (dot <= 0) & real).any(axis=1)
+    positive = ((cross > 0) & real).any(axis=1)
+    negative = ((cross < 0) & real).any(axis=1)
+    turning = np.where(real, np.arctan2(cross, dot), 0.0).sum(axis=1)
+    convex = np.zeros(n, dtype=bool)
+    convex[small] = ~zero_edge & (positive != negative) & (np.abs(np.abs(turning) - 2 * np.pi) < 1e-6)
+    return padded, convex
+
+
+def convex_intersection_area(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(m,) area of a[i] & b[i] for convex polygons (m, K, 2) padded as ``convex_padded`` does: Sutherland-Hodgman
+    clipping of a by b's edges, vectorized over the pairs."""
+    m = len(a)
+    if m == 0:
+        return np.empty(0)
+    signed = (b[..., 0] * np.roll(b[..., 1], -1, axis=1) - b[..., 1] * np.roll(b[..., 0], -1, axis=1)).sum(axis=1)
+    orient = np.where(signed < 0, -1.0, 1.0)[:, None]
+    poly = a
+    rows = np.arange(m)[:, None]
+    for e in range(b.shape[1]):
+        c, d = b[:, e], b[:, (e + 1) % b.shape[1]]
+        q = poly
+        p = np.roll(poly, 1, axis=1)
+        dx, dy = (d - c)[:, None, 0], (d - c)[:, None, 1]
+        side_q = orient * (dx * (q[..., 1] - c[:, None, 1]) - dy * (q[..., 0] - c[:, None, 0]))
+        side_p = orient * (dx * (p[..., 1] - c[:, None, 1]) - dy * (p[..., 0] - c[:, None, 0]))
+        keep_q = side_q >= 0
+        cut = (side_p < 0) != (side_q < 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = side_p / (side_p - side_q)
+            crossing = p + t[..., None] * (q - p)
+        both = np.stack([crossing, q], axis=2).reshape(m, -1, 2)
+        emit = np.stack([cut, keep_q], axis=2).reshape(m, -1)
+        count = emit.sum(axis=1)
+        order = np.argsort(~emit, axis=1, kind="stable")
+        width = max(int(count.max()), 1)
+        order = order[:, :width]
+        last = np.take_along_axis(order, np.maximum(count - 1, 0)[:, None], axis=1)
+        order = np.where(np.arange(width)[None, :] < count[:, None], order, last)
+        poly = both[rows, order]
+        poly[count == 0] = 0.0
+    x, y = poly[..., 0], poly[..., 1]
+    return 0.5 * np.abs((x * np.roll(y, -1, axis=1) - y * np.roll(x, -1, axis=1)).sum(axis=1))
 
 
 def candidate_pairs(gt_bounds: np.ndarray, det_bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

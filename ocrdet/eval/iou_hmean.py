@@ -52,6 +52,7 @@ from ocrdet.eval.geometry import (
     box_overlap,
     candidate_pairs,
     check_polygons,
+    convex_intersection_area,
     exact_area,
     exact_intersection_area,
     polygon_set,
@@ -158,10 +159,15 @@ def flatten_images(images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, Sequ
 
 
 def _intersection_area(batch: ImageBatch, pairs: np.ndarray) -> np.ndarray:
-    """Area of det & gt (even-odd regions) for the selected pair positions, float64."""
-    return shapely.area(
-        shapely.intersection(batch.det.geoms[batch.pair_det[pairs]], batch.gt.geoms[batch.pair_gt[pairs]])
-    )
+    """Area of det & gt (even-odd regions) for the selected pair positions, float64: pairs of convex polygons
+    in numpy (``convex_intersection_area``), the rest with GEOS."""
+    d, g = batch.pair_det[pairs], batch.pair_gt[pairs]
+    fast = batch.det.convex[d] & batch.gt.convex[g]
+    out = np.empty(len(pairs))
+    out[fast] = convex_intersection_area(batch.det.padded[d[fast]], batch.gt.padded[g[fast]])
+    rest = ~fast
+    out[rest] = shapely.area(shapely.intersection(batch.det.geoms_at(d[rest]), batch.gt.geoms_at(g[rest])))
+    return out
 
 
 def det_dont_care(batch: ImageBatch, area_precision_threshold: float = AREA_PRECISION_THRESHOLD) -> np.ndarray:

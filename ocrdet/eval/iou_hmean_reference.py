@@ -79,3 +79,43 @@ def reference_ratios(gt_polys, det_polys, gt_ignore) -> list[float]:
             if gt_ignore[g] and det.area():
                 out.append(inter / det.area())
     return out
+
+
+def _read_inputs(gt_path: str, pred_path: str):
+    """(gt polygons, ignore flags, detections) per GT image, read the plain way (stdlib json and csv)."""
+    import csv
+    import json
+    import sys
+
+    with open(gt_path, encoding="utf-8-sig") as f:
+        images = json.load(f)["images"]
+    csv.field_size_limit(sys.maxsize)
+    with open(pred_path, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    dets = {
+        name: [np.array(c.split(), dtype=np.float64).reshape(-1, 2) for c in cell.split("|") if c.strip()]
+        for name, cell in rows
+    }
+    out = []
+    for name, image in images.items():
+        words = list(image.get("words", {}).values())
+        polys = [np.array(w["points"], dtype=np.float64) for w in words]
+        out.append((polys, [bool(w.get("illegibility", False)) for w in words], dets.get(name, [])))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """``python -m ocrdet.eval.iou_hmean_reference GT.json PRED.csv``: the official algorithm as a whole process
+    (the baseline of ``ocrdet bench eval``); prints the data-set figures as JSON."""
+    import json
+    import sys
+
+    gt_path, pred_path = (argv if argv is not None else sys.argv[1:])[:2]
+    total = sum((reference_match_image(*image) for image in _read_inputs(gt_path, pred_path)), ImageCounts())
+    figures = total.metrics()
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -297,7 +297,7 @@ def test_polygons_equal_pypi_cleval_poly(scene):
 
 @settings(max_examples=40, deadline=None)
 @given(scene=cleval_scenes(), data=st.data(), dx=st.integers(-3000, 3000), dy=st.integers(-3000, 3000))
-def test_invariant_to_order_and_integer_translation(scene, data, dx, dy):
+def test_invariant_to_order_and_equal_to_oracle_when_translated(scene, data, dx, dy):
     gts, ignore, texts, dets = scene
     gts = [np.round(g) for g in gts]
     dets = [np.round(d) for d in dets]
@@ -308,9 +308,11 @@ def test_invariant_to_order_and_integer_translation(scene, data, dx, dy):
         [gts[i] for i in go], ignore[go], [dets[i] for i in do], None if texts is None else [texts[i] for i in go]
     )
     assert (shuffled.char_gt, shuffled.char_det, shuffled.char_tp) == (base.char_gt, base.char_det, base.char_tp)
-    shift = np.array([max(dx, 0), max(dy, 0)], dtype=np.float64)  # truncation toward zero: stay positive
-    moved = cleval_image([g + shift for g in gts], ignore, [d + shift for d in dets], texts)
-    assert (moved.char_gt, moved.char_det, moved.char_tp) == (base.char_gt, base.char_det, base.char_tp)
+    # Not invariant to translation: the inside test's float expression (Polygon3's, CLEval's) rounds differently
+    # far from the origin, so a centre exactly on a slanted edge can change sides. Equal to the oracle there too.
+    shift = np.array([dx, dy], dtype=np.float64)
+    moved = ([g + shift for g in gts], ignore, [d + shift for d in dets], texts)
+    assert_same(cleval_image(*moved), reference_cleval_image(*moved))
 
 
 # --- the oracle on real ground truth with perturbed detections -------------------------------------------------
