@@ -182,11 +182,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
         rows = bench_train(batch_size=args.batch_size, **sized, **chosen)
         print(format_train_table(rows))
     elif args.what == "eval":
-        from ocrdet.bench.eval_bench import bench_eval, format_bench
+        from ocrdet.bench.common import plot_rows
+        from ocrdet.bench.eval_bench import bench_eval, bench_json, format_bench
 
-        if not args.data:
-            raise SystemExit("ocrdet bench eval: give --data GT.json (e.g. an ICDAR 2015 ground truth)")
-        print(format_bench(bench_eval(args.data)))
+        result = bench_eval(args.data)
+        print(format_bench(result))
+        if plot:
+            plot_rows(result.rows, plot, unit="run")
+        if args.json:
+            _write_json(bench_json(result), None if args.json == "-" else Path(args.json))
     if args.plot:
         print(f"plot: {args.plot}")
 
@@ -283,12 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="speed, reference vs ours in one run: data, validation epoch, evaluation")
     p.add_argument("what", choices=["data", "val", "eval", "train"])
-    p.add_argument("--data", help="data, val: a data set ROOT (default: synthetic receipts); eval: a GT JSON")
+    p.add_argument(
+        "--data",
+        help="data, val: a data set ROOT (default: synthetic receipts); eval: a GT JSON (default: 404 synthetic)",
+    )
     p.add_argument("--split", help="data, val: split of --data (default: train for data, val for val)")
     p.add_argument("--n", type=int, default=64, help="samples")
     p.add_argument("--size", type=int, help="data, train: the crop (default: data.augment.size); val: data.eval_size")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--plot", help="PNG chart of the table")
+    p.add_argument("--json", metavar="OUT.json", help="eval: the table at full precision as JSON (- for stdout)")
     p.add_argument("--device", help="train: cpu, cuda or auto (default: auto)")
     p.add_argument("--steps", type=int, help="train: timed training steps (default 20, after 3 warm-up steps)")
     p.add_argument("--backbone", help="train: timm backbone (default: the model's, resnet18)")

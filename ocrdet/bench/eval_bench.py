@@ -1,13 +1,21 @@
 """Benchmark of evaluation and post-processing: ``ocrdet bench eval``.
 
-Times the IoU metric on a ground-truth file against a perturbed copy of itself (bulk fast path, and the
-per-pair reference loop of ``ocrdet.eval.iou_hmean_reference`` in the same run), the whole ``evaluate_files``
-command path, CLEval, and post-processing of one 640 x 640 map with ~100 boxes.
+The references are the tools users compare with: the official RRC IoU algorithm on Polygon3
+(``ocrdet.eval.iou_hmean_reference``) and PyPI cleval (``ocrdet.eval.cleval_reference``), both dev extras.
+``ocrdet evaluate`` and each reference run as whole processes (``python -m``, best of a few runs) on a
+ground-truth file (default: 404 synthetic receipts) against a perturbed copy of it, and their figures are
+compared; then the IoU matching in one process, CLEval, and post-processing of one 640 x 640 map.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -17,14 +25,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+import ocrdet
+from ocrdet.bench.common import BenchRow, format_table, synthetic_receipts
 from ocrdet.data.config import EVAL_SIZE
-from ocrdet.data.io.format import load_annotations
 from ocrdet.data.io.predictions import write_predictions
 from ocrdet.eval.cleval import cleval_image
-from ocrdet.eval.evaluate import evaluate_files, ground_truth
+from ocrdet.eval.files import read_annotation_polygons
 from ocrdet.eval.iou_hmean import match_images
 from ocrdet.eval.iou_hmean_reference import reference_match_image
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
+
+SYNTH_RECEIPTS = 404
+"""Receipts the bench generates when it is given no ground truth (the issue's comparison size)."""
 
 
 def perturb(polys: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
@@ -72,15 +84,6 @@ def synthetic_map(n_boxes: int = 100, size: int = EVAL_SIZE, seed: int = 0) -> n
     return cv2.GaussianBlur(prob, (5, 5), 1.0)
 
 
-@dataclass(frozen=True)
-class BenchRow:
-    name: str
-    seconds: float
-    note: str = ""
-    baseline: str = ""
-    """Name of the row this one is compared to (ratio = baseline seconds / these seconds)."""
-
-
 def _best(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -90,37 +93,81 @@ def _best(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def bench_eval(gt_path: str | Path, repeats: int = 3) -> list[BenchRow]:
-    """Time the evaluation pieces on ``gt_path`` (e.g. the ICDAR 2015 test GT) vs. its perturbed copy."""
-    gts = list(ground_truth(load_annotations(gt_path)).values())
-    rng = np.random.default_rng(0)
-    dets = [perturb(polys, rng) for polys, _, _ in gts]
-    images = [(polys, ignore, det) for (polys, ignore, _), det in zip(gts, dets, strict=True)]
-    n = len(images)
-    rows = [BenchRow(f"IoU match, bulk ({n} images)", _best(lambda: match_images(images), repeats))]
-    rows.append(
-        BenchRow(
-            "IoU match, per-pair reference loop",
-            _best(lambda: [reference_match_image(*image) for image in images], 1),
-            baseline=rows[0].name,
-        )
+def _process(args: list[str]) -> Callable[[], dict]:
+    """A whole ``python -m`` process on this checkout's code, returning the JSON it prints last."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(ocrdet.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
     )
+
+    def run() -> dict:
+        done = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=env, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(args[:1])} failed: {done.stderr.strip().splitlines()[-1:]}")
+        return json.loads(done.stdout)
+
+    return run
+
+
+def _timed(fn: Callable[[], dict], repeats: int) -> tuple[float, dict]:
+    """(best wall seconds of ``repeats`` runs, the last result)."""
+    best, result = math.inf, {}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def _same(ours: dict, reference: dict) -> str:
+    keys = ("precision", "recall", "hmean")
+    worst = max(abs(ours[k] - reference[k]) for k in keys)
+    return "same P/R/H" if worst <= 1e-9 else f"P/R/H DIFFER by {worst:.2e}"
+
+
+@dataclass(frozen=True)
+class EvalBench:
+    rows: list[BenchRow]
+    notes: list[str]
+    data: str
+
+
+def bench_eval(gt_path: str | Path | None = None, repeats: int = 3, reference_repeats: int = 1) -> EvalBench:
+    """Time ``ocrdet evaluate`` (IoU and CLEval) as whole processes against the official IoU algorithm on
+    Polygon3 and PyPI cleval (when the dev extras are installed), on ``gt_path`` (default: 404 synthetic
+    receipts) against a perturbed copy of it; then the in-process matching and post-processing."""
     with tempfile.TemporaryDirectory() as tmp:
+        if gt_path is None:
+            gt_path = synthetic_receipts(Path(tmp), "val", SYNTH_RECEIPTS) / "jsons" / "val.json"
+        gts = read_annotation_polygons(gt_path)
+        rng = np.random.default_rng(0)
+        dets = [perturb(polys, rng) for polys, _, _ in gts.values()]
         pred_path = Path(tmp) / "pred.csv"
-        names = list(load_annotations(gt_path).images)
-        write_predictions(dict(zip(names, dets, strict=True)), pred_path)
-        rows.append(
-            BenchRow(
-                "evaluate_files IoU (load GT + CSV, match)",
-                _best(lambda: evaluate_files(gt_path, pred_path), repeats),
+        write_predictions(dict(zip(gts, dets, strict=True)), pred_path)
+        gt, pred = str(gt_path), str(pred_path)
+        n, words = len(gts), sum(len(g[0]) for g in gts.values())
+        rows, notes = [], [f"{gt_path}: {n} images, {words} words; detections: perturbed ground truth"]
+        have = {name: importlib.util.find_spec(name) is not None for name in ("Polygon", "cleval")}
+        for metric, module, extra, label in (
+            ("hmean", "ocrdet.eval.iou_hmean_reference", "Polygon", "IoU: official algorithm (Polygon3) vs ocrdet"),
+            ("cleval", "ocrdet.eval.cleval_reference", "cleval", "CLEval: PyPI cleval vs ocrdet"),
+        ):
+            ours_s, ours = _timed(
+                _process(["ocrdet.cli", "evaluate", gt, pred, "--metric", metric, "--json", "-"]), repeats
             )
-        )
-    rows.append(
-        BenchRow(
-            f"CLEval ({n} images)",
-            _best(lambda: [cleval_image(p, i, d, t) for (p, i, t), d in zip(gts, dets, strict=True)], 1),
-        )
-    )
+            if have[extra]:
+                ref_s, ref = _timed(_process([module, gt, pred]), reference_repeats)
+                notes.append(f"{label}: {_same(ours['summary'], ref)}")
+            else:
+                ref_s = math.nan
+                notes.append(f"{label}: reference not installed (pip install -e '.[dev]')")
+            rows.append(BenchRow(f"{label}, whole process", 1000 * ref_s, 1000 * ours_s))
+        images = [(polys, ignore, det) for (polys, ignore, _), det in zip(gts.values(), dets, strict=True)]
+        bulk_s = _best(lambda: match_images(images), repeats)
+        ref_s = _best(lambda: [reference_match_image(*image) for image in images], 1) if have["Polygon"] else math.nan
+        rows.append(BenchRow("IoU matching in process (per-pair Polygon3 vs bulk)", 1000 * ref_s, 1000 * bulk_s))
+        cleval_s = _best(lambda: [cleval_image(p, i, d, t) for (p, i, t), d in zip(gts.values(), dets, strict=True)], 1)
+        rows.append(BenchRow("CLEval in process (ocrdet only)", math.nan, 1000 * cleval_s))
     prob = synthetic_map()
     config = PostprocessConfig()
     polys, _ = postprocess(prob, config)
@@ -130,21 +177,33 @@ def bench_eval(gt_path: str | Path, repeats: int = 3) -> list[BenchRow]:
         postprocess(prob, config)
         times.append(time.perf_counter() - start)
     rows.append(
-        BenchRow(
-            f"postprocess 640x640, {len(polys)} boxes",
-            statistics.median(times),
-            note=f"min {1000 * min(times):.2f} ms",
-        )
+        BenchRow(f"postprocess 640x640, {len(polys)} boxes (median)", math.nan, 1000 * statistics.median(times))
     )
-    return rows
+    notes.append(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    return EvalBench(rows, notes, str(gt_path))
 
 
-def format_bench(rows: Sequence[BenchRow]) -> str:
-    """Aligned table: name, milliseconds, ratio to the baseline row (how many times slower), note."""
-    seconds = {row.name: row.seconds for row in rows}
-    width = max(len(row.name) for row in rows) + 2
-    lines = [f"{'benchmark':<{width}}{'ms':>11}{'ratio':>9}  note"]
-    for row in rows:
-        ratio = f"{row.seconds / seconds[row.baseline]:.1f}x" if row.baseline else ""
-        lines.append(f"{row.name:<{width}}{1000 * row.seconds:>11.2f}{ratio:>9}  {row.note}".rstrip())
-    return "\n".join(lines)
+def format_bench(result: EvalBench) -> str:
+    """The table (ms per run) and the notes: equality of the figures, data, machine load."""
+    return format_table(result.rows, unit="run") + "\n" + "\n".join(result.notes)
+
+
+def bench_json(result: EvalBench) -> dict:
+    """The bench as JSON: rows (ms, speedup), notes, data, ocrdet version."""
+    from importlib.metadata import version
+
+    return {
+        "bench": "eval",
+        "ocrdet_version": version("ocrdet"),
+        "data": result.data,
+        "rows": [
+            {
+                "stage": r.stage,
+                "reference_ms": None if math.isnan(r.reference_ms) else r.reference_ms,
+                "ours_ms": r.ours_ms,
+                "speedup": None if math.isnan(r.speedup) else r.speedup,
+            }
+            for r in result.rows
+        ],
+        "notes": result.notes,
+    }
