@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ocrdet.arrays import split_rows
+from ocrdet.arrays import check_polygons, split_rows
 
 
 @pytest.mark.parametrize("cuts", [[], [0], [3, 3, 7], [10], [2, 5, 9]])
@@ -12,3 +12,14 @@ def test_split_rows_equals_np_split(cuts: list[int]) -> None:
     for a, b in zip(ours, numpy, strict=True):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == b.dtype and a.shape == b.shape
+
+
+def test_check_polygons_names_the_bad_polygon_and_copies() -> None:
+    square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float32)
+    out = check_polygons([square])
+    assert out[0].dtype == np.float64 and not np.shares_memory(out[0], square)
+    with pytest.raises(ValueError, match=r"detection polygon 1: expected an \(N >= 3, 2\) array"):
+        check_polygons([square, square[:2]], "detection")
+    assert len(check_polygons([square[:1]], min_points=1)[0]) == 1
+    with pytest.raises(ValueError, match="polygon 0: coordinates must be finite"):
+        check_polygons([np.full((3, 2), np.nan)])

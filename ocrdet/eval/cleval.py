@@ -58,11 +58,11 @@ from dataclasses import astuple, dataclass
 import numpy as np
 import shapely
 
+from ocrdet.arrays import check_polygons
 from ocrdet.eval.geometry import (
     GRID,
     box_overlap,
     candidate_pairs,
-    check_polygons,
     polygon_set,
     polygonal,
 )

@@ -70,18 +70,6 @@ class PolygonSet:
         return self.geoms_at(np.arange(len(self.points)))
 
 
-def check_polygons(polys: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
-    """Polygons as float64 (N_i, 2) arrays; a clear ValueError naming the polygon for anything else."""
-    out = [np.asarray(poly, dtype=np.float64) for poly in polys]
-    for i, arr in enumerate(out):
-        if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 3:
-            raise ValueError(f"{what} polygon {i}: expected an (N >= 3, 2) array of points, got shape {arr.shape}")
-    if out and not np.isfinite(np.concatenate(out)).all():
-        i = next(i for i, arr in enumerate(out) if not np.isfinite(arr).all())
-        raise ValueError(f"{what} polygon {i}: coordinates must be finite, got {out[i].tolist()}")
-    return out
-
-
 def even_odd_regions(rings: np.ndarray) -> np.ndarray:
     """The even-odd regions of polygons ``rings`` (self-intersecting, collapsed) as valid (Multi)Polygons.
 

@@ -46,12 +46,12 @@ from fractions import Fraction
 import numpy as np
 import shapely
 
+from ocrdet.arrays import check_polygons
 from ocrdet.eval.geometry import (
     SLACK,
     PolygonSet,
     box_overlap,
     candidate_pairs,
-    check_polygons,
     convex_intersection_area,
     exact_area,
     exact_intersection_area,

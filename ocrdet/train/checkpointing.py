@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ocrdet.atomic import atomic_open
-from ocrdet.infer import read_checkpoint
+from ocrdet.checkpoint import read_checkpoint
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ocrdet.infer import CheckpointError
+from ocrdet.checkpoint import CheckpointError
 from ocrdet.train import checkpointing
 from ocrdet.train.checkpointing import AtomicCheckpointIO, StopOnSignal
 

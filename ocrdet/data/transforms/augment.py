@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from ocrdet.arrays import split_rows
+from ocrdet.arrays import check_polygons, split_rows
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,7 @@ def _transform(polygons: Sequence[np.ndarray], matrix: np.ndarray) -> tuple[np.n
     """All points of the polygons moved by a (2, 3) map, float32 (P, 2), and each polygon's first index, int (N,)."""
     if not polygons:
         return np.zeros((0, 2), dtype=np.float32), np.zeros(0, dtype=np.int64)
-    arrays = [np.asarray(p, dtype=np.float32) for p in polygons]
-    for i, points in enumerate(arrays):
-        if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
-            raise ValueError(f"polygon {i}: expected an (N, 2) array of points, got shape {points.shape}")
-    points = np.concatenate(arrays)
+    points = np.concatenate(check_polygons(polygons, min_points=1)).astype(np.float32)
     starts = np.cumsum([0] + [len(p) for p in polygons[:-1]])
     return cv2.transform(points[:, None, :], np.asarray(matrix, dtype=np.float64))[:, 0, :], starts
 

@@ -34,7 +34,7 @@ import numpy as np
 import pyclipper
 import shapely
 
-from ocrdet.arrays import split_rows
+from ocrdet.arrays import check_polygons, split_rows
 from ocrdet.data.transforms.maps import TargetConfig
 
 TARGETS_VERSION = 1
@@ -58,14 +58,7 @@ def check_target_inputs(
     flags = np.asarray(ignore)
     if flags.ndim != 1 or len(flags) != len(polygons):
         raise ValueError(f"ignore must be a flat array with one flag per polygon ({len(polygons)}), got {flags.shape}")
-    out = [np.array(polygon, dtype=np.float64) for polygon in polygons]
-    for i, points in enumerate(out):
-        if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 3:
-            raise ValueError(f"polygon {i}: expected an (N, 2) array with N >= 3 points, got shape {points.shape}")
-    if out and not np.isfinite(np.concatenate(out)).all():
-        i = next(i for i, points in enumerate(out) if not np.isfinite(points).all())
-        raise ValueError(f"polygon {i}: coordinates must be finite, got {out[i].tolist()}")
-    return out, flags.astype(bool)
+    return check_polygons(polygons), flags.astype(bool)
 
 
 def offset_polygons(polygons: Sequence[np.ndarray], distances: np.ndarray) -> list[np.ndarray | None]:
