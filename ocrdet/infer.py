@@ -24,7 +24,7 @@ from ocrdet.model.postprocess import PostprocessConfig, postprocess
 
 
 def load_checkpoint(path: str | Path) -> tuple[DBNet, PostprocessConfig, int]:
-    """(model in eval mode, its post-processing settings, its input size) from a Lightning checkpoint."""
+    """(model in eval mode, its post-processing settings, its ``eval_size``) from a Lightning checkpoint."""
     path = Path(path)
     ckpt = read_checkpoint(path)
     hparams = ckpt.get("hyper_parameters", {})
@@ -35,7 +35,7 @@ def load_checkpoint(path: str | Path) -> tuple[DBNet, PostprocessConfig, int]:
         state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         model.load_state_dict(state)
         post = PostprocessConfig(**hparams.get("postprocess", {}))
-        size = int(hparams.get("input_size", EVAL_SIZE))
+        size = int(hparams.get("eval_size", hparams.get("input_size", EVAL_SIZE)))  # input_size: older checkpoints
     except (TypeError, ValueError, RuntimeError, AttributeError) as exc:
         reason = str(exc).splitlines()[0]
         raise CheckpointError(f"{path}: weights or settings do not fit this ocrdet's model ({reason})") from None
@@ -74,10 +74,12 @@ class Detector:
     ``model``: PyTorch (``TorchDBNet``) or onnxruntime (``ocrdet.model.export.OnnxDBNet``); the rest is shared.
     """
 
-    def __init__(self, model: Callable[[np.ndarray], np.ndarray], postprocess: PostprocessConfig, size: int) -> None:
+    def __init__(
+        self, model: Callable[[np.ndarray], np.ndarray], postprocess: PostprocessConfig, eval_size: int
+    ) -> None:
         self.model = model
         self.postprocess = postprocess
-        self.size = size
+        self.eval_size = eval_size
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", **postprocess_overrides: float) -> Detector:
@@ -91,11 +93,11 @@ class Detector:
         return cls(model, replace(model.postprocess, **postprocess_overrides), model.input_size)
 
     def detect(self, path: str | Path) -> Detection:
-        return self.detect_decoded(decode_image(path, min_long_side=self.size))
+        return self.detect_decoded(decode_image(path, min_long_side=self.eval_size))
 
     def detect_decoded(self, decoded: DecodedImage) -> Detection:
-        """``detect`` for an image decoded elsewhere (e.g. uploaded bytes); ``min_long_side=self.size`` is enough."""
-        image, scale = val_image(decoded.image, self.size)
+        """``detect`` for an image decoded elsewhere (e.g. uploaded bytes), with ``min_long_side >= eval_size``."""
+        image, scale = val_image(decoded.image, self.eval_size)
         prob = self.model(image[None])[0, 0]
         polygons, scores = postprocess(prob, self.postprocess)
         in_image = [p / scale for p in polygons]

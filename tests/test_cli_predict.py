@@ -25,7 +25,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     hparams = {
         "model": asdict(config),
         "postprocess": asdict(PostprocessConfig(thresh=0.0, box_thresh=0.0)),
-        "input_size": 128,
+        "eval_size": 128,
     }
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"

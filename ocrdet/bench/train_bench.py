@@ -135,7 +135,7 @@ def _run(
             callbacks=[clock],
             default_root_dir=tmp,
         )
-        module = DBNetModule(model, input_size=data.augment.size, eval_workers=0)
+        module = DBNetModule(model, eval_size=data.augment.size, eval_workers=0)
         trainer.fit(module, datamodule=DetectionDataModule(NativeLoaders(data, {True: source, False: source})))
     timed, seconds, wait = throughput(clock.starts, clock.ends, warmup)
     return TrainBenchRow(

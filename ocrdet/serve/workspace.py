@@ -87,7 +87,7 @@ class Workspace:
         if self.detector is None:
             raise NotAvailable("no model: start `ocrdet serve` with --checkpoint CKPT or --run RUN_DIR")
         try:
-            decoded = decode_bytes(data, min_long_side=max(VIEW_LONG_SIDE, self.detector.size))
+            decoded = decode_bytes(data, min_long_side=max(VIEW_LONG_SIDE, self.detector.eval_size))
         except ImageDecodeError as exc:
             reason = re.sub(r" <_io\.BytesIO object at \w+>", "", str(exc))  # Pillow names its buffer object
             raise ImageDecodeError(f"{name}: not an image that can be read ({reason})") from None

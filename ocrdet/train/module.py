@@ -46,7 +46,7 @@ class DBNetModule(L.LightningModule):
         loss: LossWeights = LossWeights(),
         optim: OptimConfig = OptimConfig(),
         postprocess: PostprocessConfig = PostprocessConfig(),
-        input_size: int = EVAL_SIZE,
+        eval_size: int = EVAL_SIZE,
         eval_workers: int = 1,
         compile: bool = False,
     ) -> None:
@@ -57,7 +57,7 @@ class DBNetModule(L.LightningModule):
                 "loss": asdict(loss),
                 "optim": asdict(optim),
                 "postprocess": asdict(postprocess),
-                "input_size": input_size,
+                "eval_size": eval_size,
             }
         )
         self.model = DBNet(model)

@@ -35,7 +35,7 @@ def fit(config: TrainConfig) -> Path:
         config.loss,
         config.optim,
         config.postprocess,
-        input_size=d.eval_size,
+        eval_size=d.eval_size,
         eval_workers=config.eval_workers,
         compile=config.compile,
     )

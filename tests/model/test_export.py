@@ -73,6 +73,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Expo
     folder = tmp_path_factory.mktemp("export")
     model = tiny_trained_model()
     checkpoint = folder / "tiny.ckpt"
+    # "input_size": the key of checkpoints written before "eval_size", still read
     hparams = {"model": asdict(CONFIG), "postprocess": asdict(POST), "input_size": SIZE}
     torch.save(
         {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "hyper_parameters": hparams},
@@ -102,7 +103,7 @@ def test_metadata_carries_postprocess_and_input_size(exported):
     assert model.postprocess == POST and model.input_size == SIZE
     detector = Detector.from_onnx(onnx_path, box_thresh=0.7)
     assert detector.postprocess.box_thresh == 0.7 and detector.postprocess.unclip_ratio == POST.unclip_ratio
-    assert detector.size == SIZE
+    assert detector.eval_size == SIZE
 
 
 def test_onnx_predictions_equal_the_pytorch_path(exported, tmp_path):

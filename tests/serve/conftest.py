@@ -38,7 +38,7 @@ def checkpoint(tmp_path_factory) -> Path:
     module = DBNetModule(
         ModelConfig(backbone="resnet10t", inner_channels=16, neck_channels=16),
         postprocess=PostprocessConfig(thresh=0.0, box_thresh=0.0),
-        input_size=128,
+        eval_size=128,
         eval_workers=0,
     )
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"

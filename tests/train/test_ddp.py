@@ -45,7 +45,7 @@ class MapModule(DBNetModule):
 
 
 def _validate(root, devices):
-    module = MapModule(ModelConfig(inner_channels=16, neck_channels=16), input_size=EVAL_SIZE, eval_workers=0)
+    module = MapModule(ModelConfig(inner_channels=16, neck_channels=16), eval_size=EVAL_SIZE, eval_workers=0)
     loader = DataLoader(PartialOracle(root), batch_size=1, collate_fn=collate)
     trainer = L.Trainer(
         accelerator="cpu",
