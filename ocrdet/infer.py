@@ -16,8 +16,8 @@ from ocrdet.data.config import EVAL_SIZE
 from ocrdet.data.io.decode import DecodedImage, ImageDecodeError, decode_image
 from ocrdet.data.io.orientation import INVERSE_ORIENTATION, apply_orientation
 from ocrdet.data.io.predictions import Predictions
+from ocrdet.data.io.saved_maps import save_maps
 from ocrdet.data.transforms.item import val_image
-from ocrdet.eval.sweep import save_maps
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.export import OnnxDBNet
 from ocrdet.model.postprocess import PostprocessConfig, postprocess

@@ -12,7 +12,7 @@ import torch
 
 from ocrdet.cli import main
 from ocrdet.data.io.predictions import read_predictions
-from ocrdet.eval.sweep import load_maps
+from ocrdet.data.io.saved_maps import load_maps
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.postprocess import PostprocessConfig
 

@@ -10,15 +10,14 @@ import numpy as np
 import pytest
 
 from ocrdet.data.io.format import AnnotationError, parse_annotations
+from ocrdet.data.io.saved_maps import load_maps, save_maps
 from ocrdet.eval.evaluate import ground_truth
 from ocrdet.eval.iou_hmean import ImageCounts, match_image
 from ocrdet.eval.sweep import (
     format_sweep,
-    load_maps,
     parse_sweep,
     plot_sweep,
     run_sweep,
-    save_maps,
     sweep,
     sweep_image,
 )
