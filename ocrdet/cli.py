@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT.json", help="also write every figure at full precision (- for stdout only)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("bench", help="speed, reference vs ours in one run: data, validation epoch, evaluation")
+    p = sub.add_parser("bench", help="speed, baseline vs ours in one run: data, validation epoch, evaluation")
     p.add_argument("what", choices=["data", "val", "eval", "train"])
     p.add_argument(
         "--data",

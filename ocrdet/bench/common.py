@@ -1,5 +1,5 @@
-"""What the reference-vs-ours benchmarks share: the rows and their table and chart, the stage timer, the device
-helpers, and how the reference reads a split (Pillow, full resolution, EXIF applied)."""
+"""What the baseline-vs-ours benchmarks share: the rows and their table and chart, the stage timer, the device
+helpers, and how the baseline reads a split (Pillow, full resolution, EXIF applied)."""
 
 from __future__ import annotations
 
@@ -34,12 +34,12 @@ class BenchRow:
     """One line of the table; times in ms per sample, NaN where a pipeline has no such stage."""
 
     stage: str
-    reference_ms: float
+    baseline_ms: float
     ours_ms: float
 
     @property
-    def reference_per_s(self) -> float:
-        return 1000.0 / self.reference_ms
+    def baseline_per_s(self) -> float:
+        return 1000.0 / self.baseline_ms
 
     @property
     def ours_per_s(self) -> float:
@@ -47,8 +47,8 @@ class BenchRow:
 
     @property
     def speedup(self) -> float:
-        """Reference time over ours (NaN where one is missing)."""
-        return self.reference_ms / self.ours_ms
+        """Baseline time over ours (NaN where one is missing)."""
+        return self.baseline_ms / self.ours_ms
 
 
 class Timer:
@@ -65,12 +65,12 @@ class Timer:
 
 
 def stage_rows(
-    reference: dict[str, float], reference_count: int, ours: dict[str, float], ours_count: int, total: str
+    baseline: dict[str, float], baseline_count: int, ours: dict[str, float], ours_count: int, total: str
 ) -> list[BenchRow]:
     """One row per stage of the (equal-keyed) seconds-per-stage dicts, in ms per item (sample or image), then
     their sum labelled ``total``."""
-    rows = [BenchRow(s, 1000 * reference[s] / reference_count, 1000 * ours[s] / ours_count) for s in reference]
-    return [*rows, BenchRow(total, sum(r.reference_ms for r in rows), sum(r.ours_ms for r in rows))]
+    rows = [BenchRow(s, 1000 * baseline[s] / baseline_count, 1000 * ours[s] / ours_count) for s in baseline]
+    return [*rows, BenchRow(total, sum(r.baseline_ms for r in rows), sum(r.ours_ms for r in rows))]
 
 
 def timed_prepare(
@@ -136,21 +136,21 @@ def warm_up_device() -> None:
 
 
 @dataclass(frozen=True)
-class ReferenceItem:
-    """One image as the reference reads it: file and stored-frame float32 (N_i, 2) polygons, bool (N,) flags."""
+class BaselineItem:
+    """One image as the baseline reads it: file and stored-frame float32 (N_i, 2) polygons, bool (N,) flags."""
 
     path: Path
     polygons: list[np.ndarray]
     ignore: np.ndarray
 
 
-def reference_items(root: Path, split: str) -> list[ReferenceItem]:
+def baseline_items(root: Path, split: str) -> list[BaselineItem]:
     """Every annotated image of ``ROOT``'s ``split``, in the annotation file's order."""
     image_dir, json_path = split_paths(root, split)
-    return [ReferenceItem(image_dir / name, *a.polygons()) for name, a in load_annotations(json_path).images.items()]
+    return [BaselineItem(image_dir / name, *a.polygons()) for name, a in load_annotations(json_path).images.items()]
 
 
-def reference_decode(item: ReferenceItem) -> tuple[np.ndarray, list[np.ndarray]]:
+def baseline_decode(item: BaselineItem) -> tuple[np.ndarray, list[np.ndarray]]:
     """Pillow, full resolution, EXIF applied; polygons moved into the upright frame."""
     with Image.open(item.path) as img:
         matrix = orientation_matrix(img.getexif().get(ORIENTATION_TAG, 1), img.width, img.height)
@@ -176,19 +176,19 @@ def _format(value: float, unit: str = "") -> str:
 
 def format_table(rows: Sequence[BenchRow], unit: str = "sample") -> str:
     """The rows as a fixed-width text table: ms per ``unit`` and ``unit``s/s per pipeline, and the speedup."""
-    header = ("stage", "reference ms", "reference /s", "ours ms", "ours /s", "speedup")
+    header = ("stage", "baseline ms", "baseline /s", "ours ms", "ours /s", "speedup")
     lines = [header] + [
         (
             r.stage,
-            _format(r.reference_ms),
-            _format(r.reference_per_s),
+            _format(r.baseline_ms),
+            _format(r.baseline_per_s),
             _format(r.ours_ms),
             _format(r.ours_per_s),
             _format(r.speedup, "x"),
         )
         for r in rows
     ]
-    return text_table(lines) + f"\n(ms per {unit}; /s = {unit}s per second; speedup = reference time / ours)"
+    return text_table(lines) + f"\n(ms per {unit}; /s = {unit}s per second; speedup = baseline time / ours)"
 
 
 def text_table(lines: Sequence[Sequence[str]], text_columns: int = 1) -> str:
@@ -207,13 +207,13 @@ def text_table(lines: Sequence[Sequence[str]], text_columns: int = 1) -> str:
 
 
 def plot_rows(rows: Sequence[BenchRow], path: Path, unit: str = "sample") -> None:
-    """Horizontal bars of ``unit``s/s per stage (log scale), reference against ours, with the speedups; PNG."""
+    """Horizontal bars of ``unit``s/s per stage (log scale), baseline against ours, with the speedups; PNG."""
     figure = Figure(figsize=(9, 0.7 * len(rows) + 1.5))
     axes = figure.subplots()
     y = np.arange(len(rows))
-    reference = [0.0 if math.isnan(r.reference_ms) else r.reference_per_s for r in rows]
+    baseline = [0.0 if math.isnan(r.baseline_ms) else r.baseline_per_s for r in rows]
     ours = [r.ours_per_s for r in rows]
-    axes.barh(y - 0.2, reference, height=0.4, label="reference", color="tab:gray")
+    axes.barh(y - 0.2, baseline, height=0.4, label="baseline", color="tab:gray")
     axes.barh(y + 0.2, ours, height=0.4, label="ours", color="tab:blue")
     for k, row in enumerate(rows):
         if not math.isnan(row.speedup):

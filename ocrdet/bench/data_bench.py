@@ -1,6 +1,6 @@
-"""``ocrdet bench data``: the reference data pipeline against ours, stage by stage, in one process on the same images.
+"""``ocrdet bench data``: the baseline data pipeline against ours, stage by stage, in one process on the same images.
 
-Reference (as the original project did it): Pillow decodes the full image at every step; albumentations fits it
+Baseline (as the original project did it): Pillow decodes the full image at every step; albumentations fits it
 to ``size``, zooms/rotates (``Affine``), pads and random-crops to ``size``, jitters brightness/contrast and
 normalizes to float32 on the CPU; the textbook DB maps (``data/transforms/targets_reference.py``) are drawn; the default
 collate stacks float tensors. Ours: images come from the prepared cache (prepared once beforehand: reported on
@@ -29,15 +29,15 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ocrdet.bench.common import (
     PREPARE_ROW,
+    BaselineItem,
     BenchRow,
-    ReferenceItem,
     SourceView,
     Timer,
     apply_with_polygons,
+    baseline_decode,
+    baseline_items,
     device,
     plot_rows,
-    reference_decode,
-    reference_items,
     stage_rows,
     synthetic_receipts,
     timed_prepare,
@@ -64,8 +64,8 @@ class PipelineRun:
     batch: dict[str, torch.Tensor]
 
 
-def reference_transform(size: int, seed: int) -> A.Compose:
-    """The reference's albumentations chain: uint8 (H, W, 3) + xy keypoints -> float32 (size, size, 3)."""
+def baseline_transform(size: int, seed: int) -> A.Compose:
+    """The baseline's albumentations chain: uint8 (H, W, 3) + xy keypoints -> float32 (size, size, 3)."""
     return A.Compose(
         [
             A.LongestMaxSize(max_size=size),
@@ -80,7 +80,7 @@ def reference_transform(size: int, seed: int) -> A.Compose:
     )
 
 
-def _reference_augment(
+def _baseline_augment(
     transform: A.Compose, image: np.ndarray, polygons: list[np.ndarray], ignore: np.ndarray, size: int
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Run the chain; keep the polygons whose box meets the crop, as ours does."""
@@ -89,11 +89,11 @@ def _reference_augment(
     return image, [moved[i] for i in kept], ignore[kept]
 
 
-def _reference_item(transform: A.Compose, item: ReferenceItem, size: int, timer: Timer) -> dict[str, torch.Tensor]:
+def _baseline_item(transform: A.Compose, item: BaselineItem, size: int, timer: Timer) -> dict[str, torch.Tensor]:
     with timer("decode"):
-        image, polygons = reference_decode(item)
+        image, polygons = baseline_decode(item)
     with timer("augment"):
-        image, polygons, ignore = _reference_augment(transform, image, polygons, item.ignore, size)
+        image, polygons, ignore = _baseline_augment(transform, image, polygons, item.ignore, size)
     with timer("targets"):
         maps = reference_db_targets(polygons, ignore, size, size)
     with timer("collate/transfer"):
@@ -102,13 +102,13 @@ def _reference_item(transform: A.Compose, item: ReferenceItem, size: int, timer:
     return tensors
 
 
-def run_reference(items: list[ReferenceItem], size: int, batch_size: int, seed: int = 0) -> PipelineRun:
-    """The reference pipeline over ``items`` in this process, timed per stage."""
-    transform, timer, target = reference_transform(size, seed), Timer(STAGES), device()
+def run_baseline(items: list[BaselineItem], size: int, batch_size: int, seed: int = 0) -> PipelineRun:
+    """The baseline pipeline over ``items`` in this process, timed per stage."""
+    transform, timer, target = baseline_transform(size, seed), Timer(STAGES), device()
     pending: list[dict[str, torch.Tensor]] = []
     batch: dict[str, torch.Tensor] = {}
     for k, item in enumerate(items):
-        pending.append(_reference_item(transform, item, size, timer))
+        pending.append(_baseline_item(transform, item, size, timer))
         if len(pending) == batch_size or k == len(items) - 1:
             with timer("collate/transfer"):
                 batch = default_collate(pending)
@@ -146,10 +146,10 @@ def run_ours(source: CacheSource, indices: list[int], size: int, batch_size: int
     return PipelineRun(timer.seconds, len(indices), batch)
 
 
-class _ReferenceDataset(Dataset):
-    """The reference pipeline as a Dataset (one albumentations chain per worker process)."""
+class _BaselineDataset(Dataset):
+    """The baseline pipeline as a Dataset (one albumentations chain per worker process)."""
 
-    def __init__(self, items: list[ReferenceItem], size: int) -> None:
+    def __init__(self, items: list[BaselineItem], size: int) -> None:
         self.items, self.size = items, size
         self.transform: A.Compose | None = None
 
@@ -159,8 +159,8 @@ class _ReferenceDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if self.transform is None:
             info = torch.utils.data.get_worker_info()
-            self.transform = reference_transform(self.size, 0 if info is None else info.id)
-        return _reference_item(self.transform, self.items[index], self.size, Timer(STAGES))
+            self.transform = baseline_transform(self.size, 0 if info is None else info.id)
+        return _baseline_item(self.transform, self.items[index], self.size, Timer(STAGES))
 
 
 def _loader_rate(dataset: Dataset, batch_size: int, workers: int, collate_fn: Any, pin: bool, epochs: int = 3) -> float:
@@ -186,17 +186,17 @@ def _loader_rate(dataset: Dataset, batch_size: int, workers: int, collate_fn: An
 
 def _compare(root: Path, split: str, n: int, size: int, batch_size: int, workers: int, cache: Path) -> list[BenchRow]:
     warm_up_device()
-    items = reference_items(root, split)
+    items = baseline_items(root, split)
     indices = [k % len(items) for k in range(n)]
     source, prepare_ms = timed_prepare(root, split, cache, CacheConfig())
     chosen = [items[i] for i in indices]
-    run_reference(chosen[:1], size, 1)  # warm-up: first-call costs (numba's runtime, lazy imports) are not timed
+    run_baseline(chosen[:1], size, 1)  # warm-up: first-call costs (numba's runtime, lazy imports) are not timed
     run_ours(source, indices[:1], size, 1)
-    reference, ours = run_reference(chosen, size, batch_size), run_ours(source, indices, size, batch_size)
-    rows = stage_rows(reference.seconds, reference.samples, ours.seconds, ours.samples, "total, 1 process")
+    baseline, ours = run_baseline(chosen, size, batch_size), run_ours(source, indices, size, batch_size)
+    rows = stage_rows(baseline.seconds, baseline.samples, ours.seconds, ours.samples, "total, 1 process")
     if workers > 0:
         pin = torch.cuda.is_available()
-        ref_rate = _loader_rate(_ReferenceDataset(chosen, size), batch_size, workers, default_collate, pin)
+        ref_rate = _loader_rate(_BaselineDataset(chosen, size), batch_size, workers, default_collate, pin)
         ours_set = DetectionDataset(SourceView(source, indices), True, AugmentConfig(size=size), TargetConfig())
         ours_rate = _loader_rate(ours_set, batch_size, workers, collate, pin)
         rows.append(BenchRow(f"total, DataLoader {workers} workers", 1000 / ref_rate, 1000 / ours_rate))
@@ -213,7 +213,7 @@ def bench_data(
     plot: Path | None = None,
     workers: int = 2,
 ) -> list[BenchRow]:
-    """Time the reference and our pipeline on ``n`` samples (cycling over the split's images) at ``size``.
+    """Time the baseline and our pipeline on ``n`` samples (cycling over the split's images) at ``size``.
 
     root: a data set ROOT, or None for ``n`` synthetic receipts generated into a temporary folder.
     workers: also time both as DataLoaders with this many worker processes (0: skip). The cache is prepared

@@ -199,7 +199,7 @@ def bench_json(result: EvalBench) -> dict:
         "rows": [
             {
                 "stage": r.stage,
-                "reference_ms": None if math.isnan(r.reference_ms) else r.reference_ms,
+                "reference_ms": None if math.isnan(r.baseline_ms) else r.baseline_ms,
                 "ours_ms": r.ours_ms,
                 "speedup": None if math.isnan(r.speedup) else r.speedup,
             }

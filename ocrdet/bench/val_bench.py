@@ -1,7 +1,7 @@
-"""``ocrdet bench val``: one full validation epoch (data, model, post-processing, metric), the reference against
+"""``ocrdet bench val``: one full validation epoch (data, model, post-processing, metric), the baseline against
 ours, in one process on the same images with the same weights.
 
-Reference (as the original receipt project validated): Pillow decodes the full image with EXIF applied at every
+Baseline (as the original receipt project validated): Pillow decodes the full image with EXIF applied at every
 step; albumentations resizes the long side to ``size`` (``INTER_LINEAR``), pads bottom/right and normalizes to
 float32 on the CPU; the collate draws the textbook DB maps (``targets_reference.py``) and stacks float tensors;
 the model runs on the normalized images with both heads (probability and threshold) for the validation loss;
@@ -22,7 +22,7 @@ shrink to ``CacheConfig.long_side`` for larger images), float32 against float16 
 
 A randomly initialised model (no checkpoint) predicts noise: post-processing would find next to nothing and the
 metric would have nothing to match, so neither would cost what it costs on a trained model. Without a checkpoint
-the post-processing therefore reads, by default, each pipeline's ground-truth probability map (the reference's
+the post-processing therefore reads, by default, each pipeline's ground-truth probability map (the baseline's
 drawn in its collate, ours from the cache), which has as many text regions as a trained model's map; the model
 still runs and is timed.
 """
@@ -43,15 +43,15 @@ from torch.utils.data import default_collate
 
 from ocrdet.bench.common import (
     PREPARE_ROW,
+    BaselineItem,
     BenchRow,
-    ReferenceItem,
     Timer,
     apply_with_polygons,
+    baseline_decode,
+    baseline_items,
     device,
     format_table,
     plot_rows,
-    reference_decode,
-    reference_items,
     stage_rows,
     synchronize,
     synthetic_receipts,
@@ -98,14 +98,14 @@ class ValBench:
     """The table's rows and what each pipeline scored; ``maps``: what was post-processed (model or target)."""
 
     rows: list[BenchRow]
-    reference: EpochRun
+    baseline: EpochRun
     ours: EpochRun
     maps: str
 
 
 @dataclass(frozen=True)
 class _Model:
-    """The network, the DB loss (the reference's validation loss) and the post-processing settings, on one device."""
+    """The network, the DB loss (the baseline's validation loss) and the post-processing settings, on one device."""
 
     net: DBNet
     loss: DBLoss
@@ -113,8 +113,8 @@ class _Model:
     device: torch.device
 
 
-def reference_val_transform(size: int) -> A.Compose:
-    """The reference's validation chain: uint8 (H, W, 3) + xy keypoints -> float32 (size, size, 3), top-left."""
+def baseline_val_transform(size: int) -> A.Compose:
+    """The baseline's validation chain: uint8 (H, W, 3) + xy keypoints -> float32 (size, size, 3), top-left."""
     return A.Compose(
         [
             A.LongestMaxSize(max_size=size),
@@ -130,7 +130,7 @@ def _batches(count: int, batch_size: int) -> Iterator[range]:
         yield range(start, min(start + batch_size, count))
 
 
-def _reference_collate(
+def _baseline_collate(
     samples: Sequence[tuple[np.ndarray, list[np.ndarray], np.ndarray]], size: int
 ) -> dict[str, torch.Tensor]:
     """Textbook DB maps per (image, polygons, ignore) sample, then the default collate of float tensors."""
@@ -143,30 +143,30 @@ def _reference_collate(
     return default_collate(items)
 
 
-def reference_forward(net: DBNet, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Both heads on float32 (B, 3, H, W) images the CPU has already normalized, as the reference ran validation
+def baseline_forward(net: DBNet, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Both heads on float32 (B, 3, H, W) images the CPU has already normalized, as the baseline ran validation
     (the maps its loss needs; ``DBHead`` in eval mode computes the probability map alone)."""
     features = net.neck(net.backbone(images))
     prob, thresh = fp32_sigmoid(net.head.prob(features)), fp32_sigmoid(net.head.thresh(features))
     return {"prob": prob, "thresh": thresh, "binary": step_function(prob, thresh, net.head.k)}
 
 
-def run_reference(
-    items: Sequence[ReferenceItem], model: _Model, size: int, batch_size: int, use_target: bool
+def run_baseline(
+    items: Sequence[BaselineItem], model: _Model, size: int, batch_size: int, use_target: bool
 ) -> EpochRun:
-    """The reference validation epoch over ``items`` in this process, timed per stage."""
-    transform, timer = reference_val_transform(size), Timer(STAGES)
+    """The baseline validation epoch over ``items`` in this process, timed per stage."""
+    transform, timer = baseline_val_transform(size), Timer(STAGES)
     gts, dets, losses = [], [], []
     for chunk in _batches(len(items), batch_size):
         with timer("data"):
             samples = []
             for k in chunk:
-                image, polygons = reference_decode(items[k])
+                image, polygons = baseline_decode(items[k])
                 samples.append((*apply_with_polygons(transform, image, polygons), items[k].ignore))
-            batch = _reference_collate(samples, size)
+            batch = _baseline_collate(samples, size)
             tensors = to_device(batch, model.device, pin=False)
         with timer("model"):
-            outputs = reference_forward(model.net, tensors["image"])
+            outputs = baseline_forward(model.net, tensors["image"])
             losses.append(model.loss(outputs, tensors)["loss"].item())
             prob = outputs["prob"][:, 0].float().cpu().numpy()
         with timer("postprocess + metric"):
@@ -219,7 +219,7 @@ def _warm_up(model: _Model, evaluator: BackgroundEvaluator, size: int, batch_siz
     (in training the worker lives across epochs)."""
     images = torch.zeros((batch_size, size, size, 3), dtype=torch.uint8, device=model.device)
     model.net(images)
-    reference_forward(model.net, model.net.normalize(images).contiguous())
+    baseline_forward(model.net, model.net.normalize(images).contiguous())
     synchronize()
     evaluator.submit(np.zeros((1, size, size), np.float32), [[]], [np.zeros(0, bool)])
     evaluator.compute()
@@ -239,7 +239,7 @@ def _compare(
     root: Path, split: str, n: int, size: int, batch_size: int, cache: Path, checkpoint: Path | None, maps: str
 ) -> ValBench:
     warm_up_device()
-    items = reference_items(root, split)
+    items = baseline_items(root, split)
     indices = [k % len(items) for k in range(n)]
     source, prepare_ms = timed_prepare(root, split, cache, CacheConfig(eval_size=size), with_targets=True)
     dataset = DetectionDataset(source, False, AugmentConfig(size=size), TargetConfig(), eval_size=size)
@@ -247,12 +247,12 @@ def _compare(
     evaluator = BackgroundEvaluator(model.postprocess, workers=EVAL_WORKERS)
     try:
         _warm_up(model, evaluator, size, batch_size)
-        reference = run_reference([items[i] for i in indices], model, size, batch_size, use_target)
+        baseline = run_baseline([items[i] for i in indices], model, size, batch_size, use_target)
         ours = run_ours(dataset, indices, model, batch_size, evaluator, use_target)
     finally:
         evaluator.close()
-    rows = stage_rows(reference.seconds, reference.images, ours.seconds, ours.images, "total")
-    return ValBench([*rows, BenchRow(PREPARE_ROW, math.nan, prepare_ms)], reference, ours, maps)
+    rows = stage_rows(baseline.seconds, baseline.images, ours.seconds, ours.images, "total")
+    return ValBench([*rows, BenchRow(PREPARE_ROW, math.nan, prepare_ms)], baseline, ours, maps)
 
 
 def bench_val(
@@ -265,7 +265,7 @@ def bench_val(
     checkpoint: Path | None = None,
     maps: str = "auto",
 ) -> ValBench:
-    """Time a validation epoch of ``n`` images (cycling over the split's) at ``size``, reference against ours.
+    """Time a validation epoch of ``n`` images (cycling over the split's) at ``size``, baseline against ours.
 
     root: a data set ROOT, or None for ``n`` synthetic receipts generated into a temporary folder (split "val").
     checkpoint: the weights and post-processing settings both pipelines use (default: a seeded random DBNet of
@@ -284,15 +284,15 @@ def bench_val(
 
 
 def format_result(result: ValBench) -> str:
-    """The table, then each pipeline's H-mean, what was post-processed, and the reference's validation loss."""
-    ref, ours = result.reference, result.ours
+    """The table, then each pipeline's H-mean, what was post-processed, and the baseline's validation loss."""
+    ref, ours = result.baseline, result.ours
     source = "the model's maps" if result.maps == "model" else "the ground-truth probability maps"
     return "\n".join(
         [
             format_table(result.rows, unit="image"),
             "",
-            f"H-mean    reference {ref.metrics['hmean']:.4f}   ours {ours.metrics['hmean']:.4f}"
+            f"H-mean    baseline {ref.metrics['hmean']:.4f}   ours {ours.metrics['hmean']:.4f}"
             f"   ({ours.images} images; post-processing {source})",
-            f"val loss  reference {ref.loss:.4f}   ours - (validation_step computes no loss)",
+            f"val loss  baseline {ref.loss:.4f}   ours - (validation_step computes no loss)",
         ]
     )

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ocrdet.bench.common import format_table, reference_items
-from ocrdet.bench.data_bench import STAGES, bench_data, run_ours, run_reference
+from ocrdet.bench.common import baseline_items, format_table
+from ocrdet.bench.data_bench import STAGES, bench_data, run_baseline, run_ours
 from ocrdet.data.config import CacheConfig
 from ocrdet.data.io.synth import generate_dataset
 from ocrdet.data.sources.cache import CacheSource
@@ -22,17 +22,17 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_both_pipelines_give_batches_of_the_same_shape(root: Path, tmp_path: Path) -> None:
     source = CacheSource(prepare_cache(root, "train", tmp_path, CacheConfig(long_side=400), workers=1))
-    reference = run_reference(reference_items(root, "train"), size=96, batch_size=3)
+    baseline = run_baseline(baseline_items(root, "train"), size=96, batch_size=3)
     ours = run_ours(source, [0, 1, 2], size=96, batch_size=3)
-    for run in (reference, ours):
+    for run in (baseline, ours):
         assert run.samples == 3 and set(run.seconds) == set(STAGES)
         assert all(seconds > 0 for seconds in run.seconds.values())
-    assert reference.batch["image"].dtype == torch.float32 and ours.batch["image"].dtype == torch.uint8
-    assert reference.batch["image"].permute(0, 2, 3, 1).shape == ours.batch["image"].shape == (3, 96, 96, 3)
+    assert baseline.batch["image"].dtype == torch.float32 and ours.batch["image"].dtype == torch.uint8
+    assert baseline.batch["image"].permute(0, 2, 3, 1).shape == ours.batch["image"].shape == (3, 96, 96, 3)
     for key in MAP_KEYS:
-        assert reference.batch[key].shape == ours.batch[key].shape == (3, 96, 96)
-        assert reference.batch[key].dtype == torch.float32 and ours.batch[key].numpy().dtype == MAP_DTYPES[key]
-    assert ours.batch["prob"].sum() > 0 and reference.batch["prob"].sum() > 0
+        assert baseline.batch[key].shape == ours.batch[key].shape == (3, 96, 96)
+        assert baseline.batch[key].dtype == torch.float32 and ours.batch[key].numpy().dtype == MAP_DTYPES[key]
+    assert ours.batch["prob"].sum() > 0 and baseline.batch["prob"].sum() > 0
 
 
 def test_bench_table_and_plot(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_bench_table_and_plot(tmp_path: Path) -> None:
     assert all(r.ours_ms > 0 and np.isfinite(r.ours_per_s) for r in rows)
     assert all(np.isfinite(r.speedup) for r in rows[:-1]) and np.isnan(rows[-1].speedup)
     lines = format_table(rows).splitlines()
-    assert lines[0].split()[:3] == ["stage", "reference", "ms"] and set(lines[1]) == {"-"}
+    assert lines[0].split()[:3] == ["stage", "baseline", "ms"] and set(lines[1]) == {"-"}
     assert len(lines) == len(rows) + 3 and all(
         line.startswith(r.stage) for line, r in zip(lines[2:-1], rows, strict=True)
     )

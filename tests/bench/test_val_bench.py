@@ -18,19 +18,19 @@ def test_bench_val_rows_scores_table_and_plot(tmp_path: Path) -> None:
     rows = result.rows
     assert [r.stage for r in rows] == [*STAGES, "total", "prepare (one-off, not in totals)"]
     stages, total, prepare = rows[: len(STAGES)], rows[len(STAGES)], rows[-1]
-    assert all(r.reference_ms > 0 and r.ours_ms > 0 for r in stages)
-    assert total.reference_ms == pytest.approx(sum(r.reference_ms for r in stages))
+    assert all(r.baseline_ms > 0 and r.ours_ms > 0 for r in stages)
+    assert total.baseline_ms == pytest.approx(sum(r.baseline_ms for r in stages))
     assert total.ours_ms == pytest.approx(sum(r.ours_ms for r in stages))
-    assert math.isnan(prepare.reference_ms) and prepare.ours_ms > 0 and math.isnan(prepare.speedup)
-    assert result.maps == "target" and result.reference.images == result.ours.images == 6
-    for run in (result.reference, result.ours):
+    assert math.isnan(prepare.baseline_ms) and prepare.ours_ms > 0 and math.isnan(prepare.speedup)
+    assert result.maps == "target" and result.baseline.images == result.ours.images == 6
+    for run in (result.baseline, result.ours):
         assert 0.0 <= run.metrics["hmean"] <= 1.0
-    assert result.reference.metrics["gt_care"] == result.ours.metrics["gt_care"] > 0
+    assert result.baseline.metrics["gt_care"] == result.ours.metrics["gt_care"] > 0
     lines = format_result(result).splitlines()
-    assert lines[0].split()[:3] == ["stage", "reference", "ms"] and set(lines[1]) == {"-"}
+    assert lines[0].split()[:3] == ["stage", "baseline", "ms"] and set(lines[1]) == {"-"}
     assert all(line.startswith(r.stage) for line, r in zip(lines[2:], rows, strict=False))
     assert lines[-2].startswith("H-mean") and f"{result.ours.metrics['hmean']:.4f}" in lines[-2]
-    assert result.reference.loss > 0 and result.ours.loss is None and lines[-1].startswith("val loss")
+    assert result.baseline.loss > 0 and result.ours.loss is None and lines[-1].startswith("val loss")
     assert (tmp_path / "val.png").read_bytes()[:8] == PNG
 
 

@@ -19,6 +19,7 @@ from ocrdet.data.transforms.augment import (
     warp,
     warp_matrix,
 )
+from ocrdet.data.transforms.augment_reference import reference_warp
 
 QUAD = np.array([[100, 200], [400, 230], [380, 330], [90, 300]], dtype=np.float32)
 
@@ -52,25 +53,6 @@ def test_polygon_moves_with_the_image(seed: int) -> None:
     assert iou(out[:, :, 0] > 127, fill((640, 640), polygons[0])) > 0.95
 
 
-def sequential(image: np.ndarray, polygon: np.ndarray, params: WarpParams, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The warp as separate OpenCV steps: flip, rotate + zoom into the whole result, crop (pixel-centre frame)."""
-    height, width = image.shape[:2]
-    points = polygon.astype(np.float64) - 0.5
-    if params.flip:
-        image = cv2.flip(image, 1)
-        points[:, 0] = width - 1 - points[:, 0]
-    rotation = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), params.angle_deg, params.zoom)
-    corners = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [-0.5, height - 0.5], [width - 0.5, height - 0.5]])
-    moved = corners @ rotation[:, :2].T + rotation[:, 2]
-    rotation[:, 2] -= moved.min(axis=0) + 0.5
-    extent = np.ceil(np.ptp(moved, axis=0)).astype(int)
-    canvas = (max(int(extent[0]), params.x0 + size), max(int(extent[1]), params.y0 + size))
-    whole = cv2.warpAffine(image, rotation, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    crop = whole[params.y0 : params.y0 + size, params.x0 : params.x0 + size]
-    points = points @ rotation[:, :2].T + rotation[:, 2] - [params.x0, params.y0] + 0.5
-    return crop, points
-
-
 @pytest.mark.parametrize(
     "params",
     [
@@ -82,7 +64,7 @@ def sequential(image: np.ndarray, polygon: np.ndarray, params: WarpParams, size:
 def test_fused_warp_equals_separate_steps(params: WarpParams) -> None:
     image = smooth_image(700, 450)
     fused, polygons, _ = warp(image, [QUAD], warp_matrix(params, 700, 450), 320)
-    steps, points = sequential(image, QUAD, params, 320)
+    steps, points = reference_warp(image, QUAD, params, 320)
     diff = np.abs(fused.astype(int) - steps.astype(int))
     assert diff.max() <= 2 and diff.mean() < 0.05
     np.testing.assert_allclose(polygons[0], points, atol=1e-3)

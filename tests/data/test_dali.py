@@ -1,5 +1,6 @@
 """The DALI backend on the CPU (``device_id=None``): same geometry, targets and (nearly) the same pixels as ours."""
 
+import gc
 from dataclasses import replace
 
 import numpy as np
@@ -20,6 +21,14 @@ from ocrdet.data.transforms.augment import AugmentConfig  # noqa: E402
 from ocrdet.data.transforms.maps import MAP_KEYS  # noqa: E402
 
 CONFIG = DataConfig(batch_size=4, eval_size=320, num_workers=0, augment=AugmentConfig(size=256))
+
+
+@pytest.fixture(autouse=True)
+def _free_dali_pipelines():
+    """Collect each test's DALI pipelines when it ends: left to a garbage collection inside a later forked
+    worker (prepare, DataLoader), a pipeline's ``__del__`` waits forever for threads the fork did not copy."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="module")
