@@ -18,24 +18,39 @@ from ocrdet.data.io.orientation import INVERSE_ORIENTATION, apply_orientation
 from ocrdet.data.io.predictions import Predictions
 from ocrdet.data.io.saved_maps import save_maps
 from ocrdet.data.transforms.item import val_image
+from ocrdet.model.backbone import check_builtin_backbone
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.export import OnnxDBNet
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
+from ocrdet.settings import SettingsError, check_input_size
 
 
 def load_checkpoint(path: str | Path) -> tuple[DBNet, PostprocessConfig, int]:
-    """(model in eval mode, its post-processing settings, its ``eval_size``) from a Lightning checkpoint."""
+    """(model in eval mode, its post-processing settings, its ``eval_size``) from a Lightning checkpoint.
+
+    Nothing is fetched: the architecture is built without pretrained weights (whatever ``model.pretrained`` the
+    checkpoint stored) and must be one built into timm. Every stored setting is checked with the same types and
+    limits as on the command line before anything is built.
+    """
     path = Path(path)
     ckpt = read_checkpoint(path)
     hparams = ckpt.get("hyper_parameters", {})
-    if not isinstance(hparams, dict) or "model" not in hparams or "state_dict" not in ckpt:
+    if not isinstance(hparams, dict) or not isinstance(hparams.get("model"), dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not an ocrdet checkpoint (no model settings or weights)")
+    size_key = "eval_size" if "eval_size" in hparams else "input_size"  # input_size: older checkpoints
     try:
-        model = DBNet(ModelConfig(**hparams["model"]))
+        config = ModelConfig(**{**hparams["model"], "pretrained": False})
+        check_builtin_backbone(config.backbone)
+        post = PostprocessConfig(**hparams.get("postprocess", {}))
+        size = check_input_size(hparams.get(size_key, EVAL_SIZE), size_key)
+    except SettingsError as exc:
+        raise CheckpointError(f"{path}: a stored setting is refused: {exc}") from None
+    except TypeError as exc:
+        raise CheckpointError(f"{path}: settings do not fit this ocrdet's model ({exc})") from None
+    try:
+        model = DBNet(config)
         state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         model.load_state_dict(state)
-        post = PostprocessConfig(**hparams.get("postprocess", {}))
-        size = int(hparams.get("eval_size", hparams.get("input_size", EVAL_SIZE)))  # input_size: older checkpoints
     except (TypeError, ValueError, RuntimeError, AttributeError) as exc:
         reason = str(exc).splitlines()[0]
         raise CheckpointError(f"{path}: weights or settings do not fit this ocrdet's model ({reason})") from None

@@ -6,6 +6,17 @@ import timm
 import torch
 from torch import nn
 
+from ocrdet.settings import SettingsError
+
+
+def check_builtin_backbone(name: str) -> None:
+    """SettingsError unless timm builds ``name`` from its own code (no ``hf-hub:`` or other remote name)."""
+    if not timm.is_model(name):
+        raise SettingsError(
+            f"model.backbone {name!r} is not an architecture built into timm {timm.__version__}"
+            " (a checkpoint's backbone is never fetched)"
+        )
+
 
 class TimmBackbone(nn.Module):
     """Any timm model that supports ``features_only``; returns four maps at strides 4-32.

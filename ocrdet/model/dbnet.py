@@ -10,6 +10,7 @@ from torch import nn
 from ocrdet.model.backbone import TimmBackbone
 from ocrdet.model.head import DBHead
 from ocrdet.model.neck import NECKS
+from ocrdet.settings import check_settings
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -27,6 +28,9 @@ class ModelConfig:
     """Recompute the backbone's inner stages in the backward pass: less activation memory for big backbones."""
     channels_last: bool = True
     """NHWC memory for the input and the convolution weights (faster convolutions on GPUs and most CPUs)."""
+
+    def __post_init__(self) -> None:
+        check_settings(self, "model", {"inner_channels": (1, 2048), "neck_channels": (1, 2048), "k": (1e-3, 1e3)})
 
 
 class DBNet(nn.Module):

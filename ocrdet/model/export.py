@@ -17,6 +17,7 @@ import torch
 
 from ocrdet.model.dbnet import DBNet
 from ocrdet.model.postprocess import PostprocessConfig
+from ocrdet.settings import check_input_size
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "prob"
@@ -96,8 +97,11 @@ class OnnxDBNet:
         inputs = [i.name for i in self.session.get_inputs()]
         if META_POSTPROCESS not in meta or META_INPUT_SIZE not in meta or inputs != [INPUT_NAME]:
             raise OnnxModelError(f"{self.path}: not an ocrdet ONNX export (write one with `ocrdet export`)")
-        self.postprocess = PostprocessConfig(**json.loads(meta[META_POSTPROCESS]))
-        self.input_size = int(meta[META_INPUT_SIZE])
+        try:
+            self.postprocess = PostprocessConfig(**json.loads(meta[META_POSTPROCESS]))
+            self.input_size = check_input_size(json.loads(meta[META_INPUT_SIZE]), "input_size")
+        except (ValueError, TypeError) as exc:  # SettingsError and JSONDecodeError are ValueErrors
+            raise OnnxModelError(f"{self.path}: a stored setting is refused: {exc}") from None
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:

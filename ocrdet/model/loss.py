@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ocrdet.data.transforms.maps import MAP_KEYS
+from ocrdet.settings import check_settings
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,9 @@ class LossWeights:
     thresh: float = 10.0
     binary: float = 1.0
     negative_ratio: float = 3.0
+
+    def __post_init__(self) -> None:
+        check_settings(self, "loss", dict.fromkeys(("prob", "thresh", "binary", "negative_ratio"), (0.0, 1e6)))
 
 
 def balanced_bce(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, negative_ratio: float) -> torch.Tensor:

@@ -26,6 +26,7 @@ import numpy as np
 import pyclipper
 
 from ocrdet.arrays import split_rows
+from ocrdet.settings import check_settings
 
 APPROX_EPSILON = 0.01
 """approxPolyDP tolerance as a fraction of the contour's perimeter (DB's value) ..."""
@@ -55,6 +56,18 @@ class PostprocessConfig:
     """Expansion distance = area * unclip_ratio / perimeter (map pixels)."""
     min_size: float = 3.0
     """Minimum short side, in map pixels, of the shrunk polygon's minimum-area rectangle."""
+
+    def __post_init__(self) -> None:
+        check_settings(self, "postprocess", POSTPROCESS_LIMITS)
+
+
+POSTPROCESS_LIMITS = {
+    "thresh": (0.0, 1.0),
+    "box_thresh": (0.0, 1.0),
+    "max_candidates": (1, 100_000),
+    "unclip_ratio": (0.0, 20.0),
+    "min_size": (0.0, 10_000.0),
+}
 
 
 @dataclass(frozen=True)

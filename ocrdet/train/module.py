@@ -13,6 +13,7 @@ from ocrdet.eval.evaluate import BackgroundEvaluator, Counts, total
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.loss import DBLoss, LossWeights
 from ocrdet.model.postprocess import PostprocessConfig
+from ocrdet.settings import check_settings
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 50
+
+    def __post_init__(self) -> None:
+        check_settings(self, "optim", {"lr": (0.0, 10.0), "weight_decay": (0.0, 10.0), "warmup_steps": (0, 10**9)})
 
 
 def gather_per_image(per_image: dict[str, Counts]) -> dict[str, Counts]:
