@@ -6,7 +6,9 @@ frame, and the pages draw them as SVG over the image.
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request, UploadFile
@@ -17,6 +19,7 @@ from ocrdet.data.io.decode import ImageDecodeError
 from ocrdet.data.io.format import AnnotationError
 from ocrdet.infer import Detector
 from ocrdet.serve.runs import RunLogError, latest_bench, read_curves, run_checkpoint, run_data_root
+from ocrdet.serve.security import LOOPBACK_HOSTS, allowed_hosts, is_loopback, secure
 from ocrdet.serve.workspace import NotAvailable, Workspace
 
 STATIC = Path(__file__).parent / "static"
@@ -25,10 +28,22 @@ MAX_UPLOAD_BYTES = 50 * 2**20
 """Uploads larger than this are refused before decoding (decoding also refuses more than MAX_PIXELS)."""
 
 
-def create_app(workspace: Workspace) -> FastAPI:
-    """The app over ``workspace``. Errors reach the pages as ``{"detail": message}``: 404 for what is not
-    available, 400 for bad input (undecodable image, broken annotations or logs), 413 for a too large upload."""
+def upload_name(filename: str | None) -> str:
+    """The file name an upload is shown and predicted under: the last part of what the browser sent (never a
+    path); 400 when that is no file name at all (``.``, ``..``, empty, control characters such as NUL)."""
+    name = PurePosixPath((filename or "upload").replace("\\", "/")).name
+    if name in ("", ".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise HTTPException(400, f"{filename!r}: not a file name; rename the file and upload it again")
+    return name
+
+
+def create_app(workspace: Workspace, hosts: Iterable[str] = LOOPBACK_HOSTS) -> FastAPI:
+    """The app over ``workspace``, answering requests for the host names ``hosts`` only (400 otherwise). Errors
+    reach the pages as ``{"detail": message}``: 404 for what is not available, 400 for bad input (undecodable
+    image, broken annotations or logs, a file name that is none), 411 / 413 for an upload without a size or too
+    large."""
     app = FastAPI(title="ocrdet", docs_url=None, redoc_url=None)
+    secure(app, hosts, lambda: MAX_UPLOAD_BYTES)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(NotAvailable)
@@ -121,7 +136,7 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     @app.post("/api/detect")
     def detect_upload(file: UploadFile) -> dict:
-        name = file.filename or "upload"
+        name = upload_name(file.filename)
         data = file.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             raise HTTPException(413, f"{name}: larger than the upload limit of {MAX_UPLOAD_BYTES // 2**20} MiB")
@@ -188,6 +203,7 @@ def serve(
     checkpoint: Path | None = None,
     host: str = "127.0.0.1",
     port: int = 8000,
+    extra_hosts: Iterable[str] = (),
 ) -> None:
     """``ocrdet serve``: open what was given and serve the app until interrupted."""
     import uvicorn
@@ -196,5 +212,12 @@ def serve(
         workspace = open_workspace(run, data, split, predictions, checkpoint)
     except ValueError as exc:
         raise SystemExit(f"ocrdet serve: {exc}") from None
+    hosts = allowed_hosts(host, extra_hosts)
+    if not is_loopback(host):
+        print(
+            f"ocrdet serve: warning: bound to {host}, so every machine that can reach this one can read the data,"
+            f" predictions and run folders given here (no login); answering the host names {', '.join(hosts)}",
+            file=sys.stderr,
+        )
     print(f"ocrdet serve: http://{host}:{port}/  (data, eval, infer, run pages; Ctrl+C stops)")
-    uvicorn.run(create_app(workspace), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(workspace, hosts), host=host, port=port, log_level="warning")

@@ -4,6 +4,7 @@ its checkpoint and its data."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -35,18 +36,23 @@ def read_curves(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
     """(step, value) points of each of ``CURVES`` over all log versions; a curve never logged is empty."""
     curves: dict[str, list[tuple[float, float]]] = {name: [] for name in CURVES}
     for path in metric_files(run_dir):
-        with path.open(newline="", encoding="utf-8") as f:
-            for line_no, row in enumerate(csv.DictReader(f), start=2):
-                for name in CURVES:
-                    cell = row.get(name)
-                    if not cell:
-                        continue
-                    try:
-                        point = (float(row["step"]), float(cell))
-                    except (KeyError, TypeError, ValueError):
-                        raise RunLogError(f"{path}, line {line_no}: expected numbers in 'step' and {name!r}") from None
-                    if math.isfinite(point[1]):
-                        curves[name].append(point)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RunLogError(f"{path}: not UTF-8 text (byte {exc.start}); is it a Lightning metrics.csv?") from None
+        except OSError as exc:
+            raise RunLogError(f"{path}: cannot read: {exc.strerror}") from None
+        for line_no, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
+            for name in CURVES:
+                cell = row.get(name)
+                if not cell:
+                    continue
+                try:
+                    point = (float(row["step"]), float(cell))
+                except (KeyError, TypeError, ValueError):
+                    raise RunLogError(f"{path}, line {line_no}: expected numbers in 'step' and {name!r}") from None
+                if math.isfinite(point[1]):
+                    curves[name].append(point)
     return curves
 
 

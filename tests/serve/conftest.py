@@ -11,13 +11,14 @@ import torch
 from fastapi.testclient import TestClient
 from lightning.pytorch.loggers import CSVLogger
 from PIL import Image
+from serve_client import local_client
 
 from ocrdet.data.io.format import load_annotations, split_paths
 from ocrdet.data.io.predictions import write_predictions
 from ocrdet.data.io.synth import generate_dataset
 from ocrdet.model.dbnet import ModelConfig
 from ocrdet.model.postprocess import PostprocessConfig
-from ocrdet.serve.app import create_app, open_workspace
+from ocrdet.serve.app import open_workspace
 from ocrdet.train.module import DBNetModule
 
 SPLIT = "val"
@@ -88,7 +89,7 @@ def predictions_file(tmp_path_factory, synth_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def client(synth_root: Path, run_dir: Path, predictions_file: Path) -> TestClient:
     """The app over everything: data, predictions, the run (and through it the model)."""
-    return TestClient(create_app(open_workspace(run_dir, synth_root, SPLIT, predictions_file, None)))
+    return local_client(open_workspace(run_dir, synth_root, SPLIT, predictions_file, None))
 
 
 @pytest.fixture(scope="session")

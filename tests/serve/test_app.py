@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import simplejpeg
-from fastapi.testclient import TestClient
+from serve_client import local_client
 
 import ocrdet.serve.app
 from ocrdet.data.io.decode import decode_image
 from ocrdet.data.io.format import load_annotations, split_paths
 from ocrdet.eval.iou_hmean import match_image
-from ocrdet.serve.app import create_app, open_workspace
+from ocrdet.serve.app import open_workspace
 from ocrdet.serve.views import VIEW_LONG_SIDE
 
 SPLIT = "val"  # the split of the ``client`` fixture
@@ -154,7 +154,7 @@ def test_pages_and_their_scripts_are_served(client):
 
 
 def test_without_sources_each_page_says_what_to_give(tmp_path):
-    bare = TestClient(create_app(open_workspace(None, None, None, None, None)))
+    bare = local_client(open_workspace(None, None, None, None, None))
     assert "--data ROOT" in bare.get("/api/data").json()["detail"]
     assert "--run RUN_DIR" in bare.get("/api/run").json()["detail"]
     assert "--checkpoint" in bare.post("/api/detect", files={"file": ("a.jpg", b"x")}).json()["detail"]
@@ -178,7 +178,7 @@ def test_broken_data_set_gives_messages_not_tracebacks(synth_root, checkpoint, t
     image_dir = split_paths(root, SPLIT)[0]
     (image_dir / "val_00000.jpg").unlink()
     (image_dir / "val_00001.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    broken = TestClient(create_app(open_workspace(None, root, SPLIT, None, checkpoint)))
+    broken = local_client(open_workspace(None, root, SPLIT, None, checkpoint))
     kinds = {p["name"]: p["kind"] for p in broken.get("/api/data").json()["problems"]}
     assert kinds == {"val_00000.jpg": "missing", "val_00001.jpg": "undecodable"}
     for url, status in (

@@ -38,3 +38,11 @@ def test_latest_bench_is_the_newest_file(tmp_path):
         os.utime(bench / name, (1000 + i, 1000 + i))
     found = latest_bench(tmp_path)
     assert (found.table.name, found.chart.name) == ("a.txt", "a.png")
+
+
+def test_a_log_that_is_not_utf8_is_named(tmp_path):
+    folder = tmp_path / "logs" / "version_0"
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_bytes(b"step,train/loss\n0,1.0\n" + b"\xff\xfe,2\n")
+    with pytest.raises(RunLogError, match=r"version_0/metrics.csv: not UTF-8 text \(byte 22\)"):
+        read_curves(tmp_path)
