@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 from ocrdet.data.io.decode import IMAGE_SUFFIXES, ImageDecodeError
+
+PREDICTION_SUFFIXES = (".csv", ".json")
+ELSEWHERE = "write elsewhere (--out, run_dir=, data.cache_dir=)"
+OS_ERROR_ADVICE = {
+    errno.ENOSPC: f"the disk is full: free space there, or {ELSEWHERE}",
+    errno.EDQUOT: f"the disk quota is used up: free space there, or {ELSEWHERE}",
+    errno.EROFS: f"that file system is read-only: {ELSEWHERE}",
+    errno.EACCES: f"no permission: change the folder's permissions, or {ELSEWHERE}",
+}
+"""What to do about the OS errors that any command can meet while writing; a message instead of a traceback."""
+
+
+def count(n: int, noun: str) -> str:
+    """``1 image``, ``2 images``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _image_paths(items: list[str]) -> list[Path]:
@@ -22,6 +39,36 @@ def _image_paths(items: list[str]) -> list[Path]:
     return paths
 
 
+def check_distinct_names(paths: list[Path]) -> None:
+    """Predictions and overlays are keyed by file name: two inputs with one name would collapse into one row."""
+    by_name: dict[str, list[Path]] = defaultdict(list)
+    for path in paths:
+        by_name[path.name].append(path)
+    clashes = {name: found for name, found in by_name.items() if len(found) > 1}
+    if clashes:
+        lines = [f"  {name}: {', '.join(map(str, found))}" for name, found in sorted(clashes.items())]
+        raise SystemExit(
+            "ocrdet predict: inputs with the same file name would share one prediction row and one overlay;"
+            " predict them in separate runs, or rename them:\n" + "\n".join(lines)
+        )
+
+
+def check_predict_outputs(out: Path, overlay: Path | None, save_maps: Path | None) -> None:
+    """Refuse output paths that cannot be written, before the model loads (not after an hour of inference)."""
+    if out.suffix.lower() not in PREDICTION_SUFFIXES:
+        raise SystemExit(f"ocrdet predict: --out {out}: name a .csv or .json file (the suffix picks the format)")
+    if out.is_dir():
+        raise SystemExit(f"ocrdet predict: --out {out} is a folder; name a .csv or .json file")
+    if overlay is not None and overlay.exists() and not overlay.is_dir():
+        raise SystemExit(f"ocrdet predict: --overlay {overlay} is a file; name a folder for the overlay PNGs")
+    if save_maps is not None and (save_maps.suffix.lower() != ".npz" or save_maps.is_dir()):
+        raise SystemExit(f"ocrdet predict: --save-maps {save_maps}: name a .npz file")
+    for given in filter(None, (out, overlay, save_maps)):
+        parent = next((p for p in given.absolute().parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise SystemExit(f"ocrdet predict: {given}: {parent} is a file, not a folder")
+
+
 def cmd_synth(args: argparse.Namespace) -> None:
     from ocrdet.data.io.synth import generate_dataset
 
@@ -35,6 +82,16 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     best = fit(compose(args.overrides))
     print(f"best checkpoint: {best}")
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    from ocrdet.train.config import compose
+
+    print(OmegaConf.to_yaml(dataclasses.asdict(compose(args.overrides))), end="")
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -53,29 +110,26 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     overrides = {k: v for k, v in (("box_thresh", args.box_thresh), ("unclip_ratio", args.unclip_ratio)) if v}
     given = [args.checkpoint] if args.checkpoint else []
-    if args.onnx:  # no checkpoint then: every positional is an image
-        detector = Detector.from_onnx(args.onnx, device=args.device, **overrides)
-        paths = _image_paths([*given, *args.images])
-    elif given:
-        detector = Detector.from_checkpoint(args.checkpoint, device=args.device, **overrides)
-        paths = _image_paths(args.images)
-    else:
+    if not (args.onnx or given):
         raise SystemExit("ocrdet predict: give a checkpoint before the images, or --onnx MODEL.onnx")
+    overlay, maps = (Path(p) if p else None for p in (args.overlay, args.save_maps))
+    check_predict_outputs(Path(args.out), overlay, maps)
+    paths = _image_paths([*given, *args.images] if args.onnx else args.images)  # --onnx: every positional is an image
+    check_distinct_names(paths)
+    if args.onnx:
+        detector = Detector.from_onnx(args.onnx, device=args.device, **overrides)
+    else:
+        detector = Detector.from_checkpoint(args.checkpoint, device=args.device, **overrides)
     failed: list[ImageDecodeError] = []
-    predictions = detector.detect_files(
-        paths,
-        Path(args.overlay) if args.overlay else None,
-        Path(args.save_maps) if args.save_maps else None,
-        on_error=lambda exc: _report_bad_image(exc, failed),
-    )
+    predictions = detector.detect_files(paths, overlay, maps, on_error=lambda exc: _report_bad_image(exc, failed))
     write_predictions(predictions, args.out)
     n = sum(len(p) for p in predictions.values())
     print(
-        f"{n} polygons in {len(predictions)} images -> {args.out}"
+        f"{count(n, 'polygon')} in {count(len(predictions), 'image')} -> {args.out}"
         + (f"; overlays in {args.overlay}" if args.overlay else "")
     )
     if failed:
-        raise SystemExit(f"ocrdet predict: {len(failed)} of {len(paths)} images could not be read")
+        raise SystemExit(f"ocrdet predict: {len(failed)} of {count(len(paths), 'image')} could not be read")
 
 
 def _report_bad_image(exc: ImageDecodeError, failed: list[ImageDecodeError]) -> None:
@@ -149,6 +203,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(format_table(evaluate_files(gt_path, out / "predictions.csv")))
     print(f"checkpoint: {best}\npredictions: {out / 'predictions.csv'}\noverlays: {out / 'overlays'}/")
     print(f"training curves: {out / 'run' / 'logs'} (CSV) and {out / 'run' / 'tb'} (TensorBoard)")
+    cache = Path(config.data.cache_dir)
+    print(f"decoded-image cache: {cache.absolute()}/ ({folder_mib(cache):.0f} MiB; delete it to free the space)")
+    print("next:")
+    print(f"  ocrdet serve --run {out / 'run'}    # browse the data, the evaluation and the curves; upload images")
+    print(f"  ocrdet predict {best} YOUR_IMAGES/ --out preds.csv --overlay overlays/")
+
+
+def folder_mib(folder: Path) -> float:
+    """Size of the files under ``folder`` in MiB (0 when it does not exist)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -215,7 +279,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
 
-    serve(path(args.run), path(args.data), args.split, path(args.pred), path(args.checkpoint), args.host, args.port)
+    run, data, pred, checkpoint = path(args.run), path(args.data), path(args.pred), path(args.checkpoint)
+    serve(run, data, args.split, pred, checkpoint, args.host, args.port, args.allowed_host)
 
 
 def cmd_shard(args: argparse.Namespace) -> None:
@@ -233,60 +298,114 @@ def cmd_check(args: argparse.Namespace) -> None:
     raise SystemExit(check_command(Path(args.data), args.split, args.workers))
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's help ends with its default (when it has one and the text does not already say it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class ConfigHelp(argparse.Action):
+    """``-h`` of ``train`` and ``prepare``: the usage, then the config groups and keys (composed only when asked)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show this help and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args) -> None:
+        from ocrdet.train.help import config_help
+
+        parser.epilog = config_help()
+        parser.print_help()
+        parser.exit()
+
+
+def port(value: str) -> int:
+    """A TCP port number for ``--port``."""
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1-65535)")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocrdet", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ocrdet", description=__doc__, formatter_class=HelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="also show library chatter: Lightning's info and tips, warnings"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=common._actions[0].help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("synth", help="write a synthetic receipt data set (ROOT/images/<split>, ROOT/jsons)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--train", type=int, default=200)
-    p.add_argument("--val", type=int, default=50)
-    p.add_argument("--test", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
+    def command(name: str, text: str, config_overrides: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name, help=text, description=text, parents=[common], formatter_class=HelpFormatter, add_help=False
+        )
+        p.add_argument(
+            "-h", "--help", action=ConfigHelp if config_overrides else "help", help="show this help and exit"
+        )
+        return p
+
+    p = command("synth", "write a synthetic receipt data set (ROOT/images/<split>, ROOT/jsons)")
+    p.add_argument("--out", required=True, help="the data set ROOT to create (must not exist or be empty)")
+    p.add_argument("--train", type=int, default=200, help="training receipts")
+    p.add_argument("--val", type=int, default=50, help="validation receipts")
+    p.add_argument("--test", type=int, default=0, help="test receipts")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same receipts")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("train", help="train and validate; Hydra overrides, e.g. data=synth trainer.max_epochs=3")
-    p.add_argument("overrides", nargs="*")
+    p = command("train", "train and validate; Hydra overrides, e.g. data=synth trainer.max_epochs=3", True)
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE and GROUP=OPTION (listed below)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("check", help="list every problem of a data set (file, word, reason); exit status 1 if any")
+    p = command("config", "show the composed training config (`ocrdet config show [overrides]`)")
+    p.add_argument("what", choices=["show"], help="show: print every key with its value, as YAML")
+    p.add_argument("overrides", nargs="*", help="the overrides you would give `ocrdet train`")
+    p.set_defaults(func=cmd_config)
+
+    p = command("check", "list every problem of a data set (file, word, reason); exit status 1 if any")
     p.add_argument("data", help="a data set ROOT")
     p.add_argument("--split", action="append", default=[], help="repeatable; default: every jsons/*.json")
     p.add_argument("--workers", type=int, help="processes decoding images (default: all cores)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("prepare", help="decode once into the shared cache that training reads (same overrides)")
-    p.add_argument("overrides", nargs="*")
+    p = command("prepare", "decode once into the shared cache that training reads (same overrides as train)", True)
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE and GROUP=OPTION, as for `ocrdet train`")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("predict", help="detect text in images; writes CSV or JSON (by suffix) and overlays")
+    p = command("predict", "detect text in images; writes CSV or JSON (by suffix) and overlays")
     p.add_argument("checkpoint", nargs="?", help="a training checkpoint (.ckpt); left out with --onnx")
-    p.add_argument("images", nargs="+", help="image files or folders")
-    p.add_argument("--out", required=True, help="preds.csv or preds.json")
-    p.add_argument("--overlay", help="folder for PNG overlays")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--box-thresh", type=float)
-    p.add_argument("--unclip-ratio", type=float)
-    p.add_argument("--save-maps", help="also write the probability maps (.npz) for `evaluate --sweep`")
+    p.add_argument(
+        "images",
+        nargs="+",
+        help="image files or folders; two inputs may not share a file name (predictions are keyed by it)",
+    )
+    p.add_argument("--out", required=True, help="preds.csv or preds.json (checked before the model loads)")
+    p.add_argument("--overlay", help="folder for PNG overlays, <image stem>.png (default: none written)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--box-thresh", type=float, help="post-processing threshold (default: the checkpoint's)")
+    p.add_argument("--unclip-ratio", type=float, help="polygon expansion (default: the checkpoint's)")
+    p.add_argument("--save-maps", help="also write the probability maps (.npz) for `evaluate --sweep` (default: no)")
     p.add_argument("--onnx", help="run this `ocrdet export` file with onnxruntime instead of a checkpoint")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("export", help="export a checkpoint to ONNX (onnxruntime), checked against PyTorch")
-    p.add_argument("checkpoint")
+    p = command("export", "export a checkpoint to ONNX (onnxruntime), checked against PyTorch")
+    p.add_argument("checkpoint", help="a training checkpoint (.ckpt)")
     p.add_argument("--onnx", required=True, help="the .onnx file to write")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("evaluate", help="precision / recall / H-mean of predictions against ground truth")
+    p = command("evaluate", "precision / recall / H-mean of predictions against ground truth")
     p.add_argument("gt", help="ground-truth JSON")
     p.add_argument("pred", help="predictions (.csv or .json), or with --sweep the maps from `predict --save-maps`")
-    p.add_argument("--metric", choices=["hmean", "cleval"], default="hmean")
+    p.add_argument("--metric", choices=["hmean", "cleval"], default="hmean", help="the protocol")
     p.add_argument("--sweep", help="post-processing sweep over saved maps, e.g. box_thresh=0.3:0.9:0.05")
     p.add_argument("--plot", default="sweep.png", help="PNG of the sweep")
     p.add_argument("--json", metavar="OUT.json", help="also write every figure at full precision (- for stdout only)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("bench", help="speed, baseline vs ours in one run: data, validation epoch, evaluation")
-    p.add_argument("what", choices=["data", "val", "eval", "train"])
+    p = command("bench", "speed, baseline vs ours in one run: data, validation epoch, evaluation, training")
+    p.add_argument("what", choices=["data", "val", "eval", "train"], help="which pipeline to time")
     p.add_argument(
         "--data",
         help="data, val: a data set ROOT (default: synthetic receipts); eval: a GT JSON (default: 404 synthetic)",
@@ -294,8 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="data, val: split of --data (default: train for data, val for val)")
     p.add_argument("--n", type=int, default=64, help="samples")
     p.add_argument("--size", type=int, help="data, train: the crop (default: data.augment.size); val: data.eval_size")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--plot", help="PNG chart of the table")
+    p.add_argument("--batch-size", type=int, default=8, help="samples per batch")
+    p.add_argument("--plot", help="PNG chart of the table (default: none)")
     p.add_argument("--json", metavar="OUT.json", help="eval: the table at full precision as JSON (- for stdout)")
     p.add_argument("--device", help="train: cpu, cuda or auto (default: auto)")
     p.add_argument("--steps", type=int, help="train: timed training steps (default 20, after 3 warm-up steps)")
@@ -311,35 +430,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("profile", help="per-transform timing table of the training transforms")
-    p.add_argument("what", choices=["transforms"])
+    p = command("profile", "per-transform timing table of the training transforms")
+    p.add_argument("what", choices=["transforms"], help="what to profile")
     p.add_argument("--data", required=True, help="a data set ROOT")
-    p.add_argument("--split", default="train")
-    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--split", default="train", help="split of --data")
+    p.add_argument("--n", type=int, default=100, help="samples timed")
     p.add_argument("--size", type=int, help="the crop (default: data.augment.size)")
     p.add_argument("--long-side", type=int, help="images are first shrunk to this long side (default: data's)")
     p.set_defaults(func=cmd_profile)
 
-    p = sub.add_parser("serve", help="local web app: data browser, evaluation viewer, inference, run page")
+    p = command("serve", "local web app: data browser, evaluation viewer, inference, run page")
     p.add_argument("--run", help="a training run folder (curves, bench tables, its checkpoint and data)")
-    p.add_argument("--data", help="a data set ROOT")
+    p.add_argument("--data", help="a data set ROOT (default: the one the run trained on)")
     p.add_argument("--split", help="split of --data (default: the run's validation split, else val)")
     p.add_argument("--pred", help="predictions (.csv/.json) for the evaluation viewer")
     p.add_argument("--checkpoint", help="model for inference and evaluation (default: the run's best)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind; anything but loopback lets other machines read your data"
+    )
+    p.add_argument("--port", type=port, default=8000, help="TCP port")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        help="another name the browser may use for this server (repeatable; loopback names always work)",
+    )
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("shard", help="write WebDataset shards (upright images + annotation JSON) for streaming")
+    p = command("shard", "write WebDataset shards (upright images + annotation JSON) for streaming")
     p.add_argument("root", help="a data set ROOT")
-    p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True)
+    p.add_argument("--split", default="train", help="split of ROOT")
+    p.add_argument("--out", required=True, help="folder for the shards and index.json")
     p.add_argument("--shard-size", default="500MB", help="e.g. 500MB, 1GB")
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
     p.set_defaults(func=cmd_shard)
 
-    p = sub.add_parser("demo", help="synthetic receipts -> train a few minutes on CPU -> predict -> evaluate")
-    p.add_argument("--out", default="demo")
+    p = command("demo", "synthetic receipts -> train a few minutes on CPU -> predict -> evaluate")
+    p.add_argument("--out", default="demo", help="folder for everything the demo writes")
     p.add_argument("overrides", nargs="*", help="Hydra overrides on top of experiment=demo")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -352,12 +479,21 @@ def main(argv: list[str] | None = None) -> None:
 
         maybe_reexec_with_tcmalloc()
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        from ocrdet.verbosity import quiet
+
+        quiet()
     try:
         args.func(args)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         if not type(exc).__module__.startswith("ocrdet.") and not isinstance(exc, FileNotFoundError):
             raise
         raise SystemExit(f"ocrdet: {exc}") from None
+    except OSError as exc:
+        if exc.errno not in OS_ERROR_ADVICE:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise SystemExit(f"ocrdet: {where}{exc.strerror}; {OS_ERROR_ADVICE[exc.errno]}") from None
 
 
 if __name__ == "__main__":

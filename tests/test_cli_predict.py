@@ -55,7 +55,7 @@ def test_predict_goes_on_past_bad_images_and_exits_1(checkpoint, tmp_path, capsy
     truncated, text = [line for line in captured.err.splitlines() if line.startswith("error ")]  # not tqdm's bar
     assert truncated.startswith(f"error {images / 'a_truncated.jpg'}: corrupt JPEG: ")  # libjpeg words the rest
     assert text == f"error {images / 'c_text.jpg'}: not an image file in a known format"
-    assert " polygons in 1 images -> " in captured.out
+    assert " polygons in 1 image -> " in captured.out
     predictions = read_predictions(out)
     assert list(predictions) == ["b_good.jpg"] and len(predictions["b_good.jpg"]) >= 1
     assert [p.name for p in overlays.iterdir()] == ["b_good.png"]

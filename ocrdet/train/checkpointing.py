@@ -32,8 +32,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        with atomic_open(path) as f:
-            torch.save(checkpoint, f)
+        try:
+            with atomic_open(path) as f:
+                torch.save(checkpoint, f)
+        except (OSError, RuntimeError) as exc:
+            # torch's zip writer turns a failed write into "inline_container.cc ... unexpected pos"; the OSError
+            # behind it (disk full, quota) is what the user can act on, with the file named
+            cause = exc if isinstance(exc, OSError) else exc.__context__
+            if isinstance(cause, OSError) and cause.errno is not None and cause.filename is None:
+                raise OSError(cause.errno, cause.strerror, str(path)) from None
+            raise
 
     def load_checkpoint(
         self, path: str | Path, map_location: Any = None, weights_only: bool | None = None

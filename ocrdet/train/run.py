@@ -16,12 +16,15 @@ from ocrdet.train.callbacks import SkippedSamples, ThroughputMonitor, TorchProfi
 from ocrdet.train.checkpointing import AtomicCheckpointIO, StopOnSignal
 from ocrdet.train.config import TrainConfig
 from ocrdet.train.module import DBNetModule
+from ocrdet.train.progress import StderrProgressBar
+from ocrdet.verbosity import settle
 
 LAST_CHECKPOINT = "last.ckpt"
 
 
 def fit(config: TrainConfig) -> Path:
     """Train and validate; returns the path of the best checkpoint."""
+    settle()
     L.seed_everything(config.seed, workers=True)
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -54,6 +57,8 @@ def fit(config: TrainConfig) -> Path:
         SkippedSamples(run_dir / "skipped.json", d.train_split, d.val_split, skipped),
         ThroughputMonitor(config.trainer.log_every_n_steps),
     ]
+    if config.trainer.enable_progress_bar:
+        callbacks.append(StderrProgressBar())
     if config.profile_steps:
         callbacks.append(TorchProfilerCallback(config.profile_steps, run_dir / "profile"))
     trainer = L.Trainer(
