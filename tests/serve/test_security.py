@@ -8,7 +8,7 @@ import asyncio
 import pytest
 import uvicorn
 
-from ocrdet.data.format import split_paths
+from ocrdet.data.io.format import split_paths
 from ocrdet.serve.app import create_app, open_workspace, serve
 from ocrdet.serve.security import SECURITY_HEADERS, allowed_hosts
 
