@@ -17,6 +17,7 @@ from ocrdet.data.io.decode import DecodedImage, ImageDecodeError, decode_image
 from ocrdet.data.io.orientation import INVERSE_ORIENTATION, apply_orientation
 from ocrdet.data.io.predictions import Predictions
 from ocrdet.data.io.saved_maps import save_maps
+from ocrdet.data.transforms.augment import letterbox_extent
 from ocrdet.data.transforms.item import val_image
 from ocrdet.model.backbone import check_builtin_backbone
 from ocrdet.model.dbnet import DBNet, ModelConfig
@@ -116,7 +117,7 @@ class Detector:
         prob = self.model(image[None])[0, 0]
         polygons, scores = postprocess(prob, self.postprocess)
         in_image = [p / scale for p in polygons]
-        height, width = (round(n * scale) for n in decoded.image.shape[:2])
+        height, width = letterbox_extent(decoded.image.shape, scale)
         stored_map = apply_orientation(prob[:height, :width], INVERSE_ORIENTATION[decoded.orientation])
         return Detection(
             polygons=[decoded.to_stored(p) for p in in_image],

@@ -61,3 +61,18 @@ def test_predict_goes_on_past_bad_images_and_exits_1(checkpoint, tmp_path, capsy
     assert list(predictions) == ["b_good.jpg"] and len(predictions["b_good.jpg"]) >= 1
     assert [p.name for p in overlays.iterdir()] == ["b_good.png"]
     assert load_maps(maps).names == ["b_good.jpg"]
+
+
+def test_slivers_predict_like_any_other_image(checkpoint, tmp_path, capsys):
+    """30000 x 10 and 10 x 30000 pixels: the letterbox keeps a 1-pixel side instead of resizing to 0 pixels."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, shape in (("tall.png", (30000, 10, 3)), ("wide.png", (10, 30000, 3)), ("usual.png", (96, 160, 3))):
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, shape, dtype=np.uint8))
+    out, maps = tmp_path / "preds.csv", tmp_path / "maps.npz"
+    main(["predict", str(checkpoint), str(folder), "--out", str(out), "--overlay", str(tmp_path / "ov")])
+    assert sorted(read_predictions(out)) == ["tall.png", "usual.png", "wide.png"]
+    assert len(list((tmp_path / "ov").iterdir())) == 3
+    main(["predict", str(checkpoint), str(folder / "wide.png"), "--out", str(out), "--save-maps", str(maps)])
+    assert load_maps(maps).maps[0].shape[0] >= 1

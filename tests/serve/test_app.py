@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import simplejpeg
@@ -103,6 +104,13 @@ def test_detect_upload_returns_polygons_and_downloads(client, synth_root):
     assert len(json.loads(body["json"])["images"][name]["words"]) == len(body["polygons"])
     picked = client.get(f"/api/detect/{name}").json()
     assert picked["polygons"] == body["polygons"] and picked["csv"] == body["csv"]
+
+
+@pytest.mark.parametrize("shape", [(12000, 10, 3), (10, 12000, 3)])
+def test_a_sliver_image_is_detected_like_any_other(client, shape):
+    png = cv2.imencode(".png", np.full(shape, 200, np.uint8))[1].tobytes()
+    response = client.post("/api/detect", files={"file": ("sliver.png", png, "image/png")})
+    assert response.status_code == 200 and response.json()["name"] == "sliver.png"
 
 
 @pytest.mark.parametrize(

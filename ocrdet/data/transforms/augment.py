@@ -215,6 +215,11 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentCon
     return brightness_contrast(image, *sample_jitter(rng, config))
 
 
+def letterbox_extent(shape: Sequence[int], scale: float) -> tuple[int, int]:
+    """(height, width) that an image of ``shape`` (H, W, ...) covers on the letterbox canvas: at least 1 pixel each."""
+    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+
+
 def letterbox(
     image: np.ndarray, polygons: Sequence[np.ndarray], size: int
 ) -> tuple[np.ndarray, list[np.ndarray], float]:
@@ -227,9 +232,13 @@ def letterbox(
     check_image(image)
     if size < 1:
         raise ValueError(f"size must be a positive number of pixels, got {size}")
-    scale = size / max(image.shape[:2])
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
+    if round(height * scale) and round(width * scale):
+        resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
+    else:  # a sliver (30000 x 10 px): its short side would round to 0 pixels, keep 1
+        resized = cv2.resize(image, letterbox_extent(image.shape, scale)[::-1], interpolation=interpolation)
     out = np.zeros((size, size, 3), dtype=np.uint8)
     out[: resized.shape[0], : resized.shape[1]] = resized
     return out, transform_polygons(polygons, np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])), scale
