@@ -72,7 +72,7 @@ def check_predict_outputs(out: Path, overlay: Path | None, save_maps: Path | Non
 def cmd_synth(args: argparse.Namespace) -> None:
     from ocrdet.data.io.synth import generate_dataset
 
-    counts = generate_dataset(Path(args.out), args.train, args.val, args.test, seed=args.seed)
+    counts = generate_dataset(Path(args.out), args.train, args.val, args.test, seed=args.seed, force=args.force)
     print(f"wrote {counts} synthetic receipts to {args.out}")
 
 
@@ -348,11 +348,16 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("synth", "write a synthetic receipt data set (ROOT/images/<split>, ROOT/jsons)")
-    p.add_argument("--out", required=True, help="the data set ROOT to create (must not exist or be empty)")
+    p.add_argument("--out", required=True, help="the data set ROOT to create: a new or empty folder")
     p.add_argument("--train", type=int, default=200, help="training receipts")
     p.add_argument("--val", type=int, default=50, help="validation receipts")
     p.add_argument("--test", type=int, default=0, help="test receipts")
     p.add_argument("--seed", type=int, default=0, help="same seed, same receipts")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier synthetic set in --out (never annotations or images that synth did not write)",
+    )
     p.set_defaults(func=cmd_synth)
 
     p = command("train", "train and validate; Hydra overrides, e.g. data=synth trainer.max_epochs=3", True)

@@ -134,3 +134,33 @@ def test_missing_fonts_fall_back_to_pillow_default(tmp_path: Path) -> None:
     assert image.dtype == np.uint8 and image.ndim == 3
     assert len(words) >= 10
     _check_text_matches_polygons(*synth_image(np.random.default_rng(0), config))
+
+
+def test_synth_refuses_a_non_empty_folder_and_never_replaces_what_it_did_not_write(tmp_path, capsys):
+    from ocrdet.cli import main
+
+    root = tmp_path / "real"
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "jsons").mkdir()
+    mine = {"images": {"real.jpg": {"words": {}}}}
+    (root / "jsons" / "train.json").write_text(json.dumps(mine))
+    (root / "images" / "train" / "real.jpg").write_bytes(b"my receipt")
+    before = sorted((p.relative_to(root), p.read_bytes()) for p in root.rglob("*") if p.is_file())
+    with pytest.raises(SystemExit) as info:
+        main(["synth", "--out", str(root), "--train", "2", "--val", "1"])
+    assert str(info.value.code).startswith(f"ocrdet: {root}: not empty; synth writes into a new or empty folder")
+    with pytest.raises(SystemExit) as info:
+        main(["synth", "--out", str(root), "--train", "2", "--val", "1", "--force"])
+    assert (
+        info.value.code == f"ocrdet: {root}: jsons/train.json not written by ocrdet synth; refusing to replace "
+        "(move it away first)"
+    )
+    assert sorted((p.relative_to(root), p.read_bytes()) for p in root.rglob("*") if p.is_file()) == before
+
+
+def test_synth_force_replaces_its_own_earlier_set(tmp_path):
+    root = tmp_path / "synth"
+    generate_dataset(root, 3, 1, seed=0)
+    generate_dataset(root, 1, 2, seed=1, force=True)
+    assert sorted(p.name for p in (root / "images" / "train").iterdir()) == ["train_00000.jpg"]  # no stale images
+    assert sorted(load_annotations(split_paths(root, "val")[1]).images) == ["val_00000.jpg", "val_00001.jpg"]

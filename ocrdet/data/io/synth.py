@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ocrdet.atomic import atomic_write_text
 from ocrdet.data.io.format import Annotations, ImageAnnotation, Word, save_annotations, split_paths
 from ocrdet.data.io.orientation import (
     INVERSE_ORIENTATION,
@@ -300,26 +302,83 @@ def synth_image(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -
     return buffer.getvalue(), ImageAnnotation(words=stored, img_w=image.shape[1], img_h=image.shape[0])
 
 
+SYNTH_RECORD = ".ocrdet-synth.json"
+"""``ROOT/.ocrdet-synth.json``: the files ``generate_dataset`` wrote into ROOT, the only ones ``force`` may replace."""
+
+
+class SynthTargetError(ValueError):
+    """The folder to write into holds files ``ocrdet synth`` must not replace; the message says which and why."""
+
+
+def _written_before(out: Path) -> set[str]:
+    """Files (relative to ``out``) that an earlier ``generate_dataset`` recorded there."""
+    try:
+        return set(json.loads((out / SYNTH_RECORD).read_text(encoding="utf-8"))["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _check_target(out: Path, planned: list[str], force: bool) -> set[str]:
+    """The files of an earlier synthetic set in ``out`` (to replace); SynthTargetError when ``out`` holds anything
+    else that would be overwritten, or anything at all without ``force``."""
+    if out.exists() and not out.is_dir():
+        raise SynthTargetError(f"{out}: a file, not a folder; give --out a new or empty folder")
+    if not out.exists() or not any(out.iterdir()):
+        return set()
+    if not force:
+        raise SynthTargetError(
+            f"{out}: not empty; synth writes into a new or empty folder (--force replaces an earlier synthetic"
+            " set there, never annotations or images it did not write)"
+        )
+    ours = _written_before(out)
+    foreign = [name for name in planned if (out / name).exists() and name not in ours]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise SynthTargetError(f"{out}: {shown} not written by ocrdet synth; refusing to replace (move it away first)")
+    return ours
+
+
 def generate_dataset(
-    out: Path, n_train: int, n_val: int, n_test: int = 0, seed: int = 0, config: SynthConfig = SynthConfig()
+    out: Path,
+    n_train: int,
+    n_val: int,
+    n_test: int = 0,
+    seed: int = 0,
+    config: SynthConfig = SynthConfig(),
+    force: bool = False,
 ) -> dict[str, int]:
     """Write ``out/images/<split>/*.jpg`` and ``out/jsons/<split>.json`` for every split with images.
 
     Image i of split s is drawn from ``np.random.default_rng([seed, s, i])``, so the same seed gives
-    the same bytes. Returns the number of images written per split.
+    the same bytes. Returns the number of images written per split. ``out`` must be new or empty; with ``force``
+    an earlier synthetic set there is replaced (its files are recorded in ``SYNTH_RECORD``), but any other file
+    that would be overwritten stops it before anything is written (``SynthTargetError``).
     """
+    out = Path(out)
+    counts = {split: count for split, count in zip(SPLITS, (n_train, n_val, n_test), strict=True) if count > 0}
+    planned = []
+    for split, count in counts.items():
+        image_dir, json_path = split_paths(out, split)
+        planned += [json_path.relative_to(out).as_posix()]
+        planned += [(image_dir / f"{split}_{i:05d}.jpg").relative_to(out).as_posix() for i in range(count)]
+    earlier = _check_target(out, planned, force)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / SYNTH_RECORD, json.dumps({"files": sorted(earlier | set(planned))}))
+    for name in sorted(earlier - set(planned)):
+        (out / name).unlink(missing_ok=True)
     written = {}
-    for split_index, (split, count) in enumerate(zip(SPLITS, (n_train, n_val, n_test), strict=True)):
-        if count <= 0:
+    for split_index, split in enumerate(SPLITS):
+        if split not in counts:
             continue
         image_dir, json_path = split_paths(out, split)
         image_dir.mkdir(parents=True, exist_ok=True)
         images = {}
-        for i in range(count):
+        for i in range(counts[split]):
             name = f"{split}_{i:05d}.jpg"
             jpeg, annotation = synth_image(np.random.default_rng([seed, split_index, i]), config)
             (image_dir / name).write_bytes(jpeg)
             images[name] = annotation
         save_annotations(Annotations(images=images), json_path)
-        written[split] = count
+        written[split] = counts[split]
+    atomic_write_text(out / SYNTH_RECORD, json.dumps({"files": sorted(planned)}))
     return written
