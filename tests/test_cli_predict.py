@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+import ocrdet.data.io.decode
 from ocrdet.cli import main
+from ocrdet.data.io.decode import ImageDecodeError, read_image_bytes
 from ocrdet.data.io.predictions import read_predictions
 from ocrdet.data.io.saved_maps import load_maps
 from ocrdet.model.dbnet import DBNet, ModelConfig
@@ -76,3 +79,26 @@ def test_slivers_predict_like_any_other_image(checkpoint, tmp_path, capsys):
     assert len(list((tmp_path / "ov").iterdir())) == 3
     main(["predict", str(checkpoint), str(folder / "wide.png"), "--out", str(out), "--save-maps", str(maps)])
     assert load_maps(maps).maps[0].shape[0] >= 1
+
+
+def test_a_fifo_or_device_named_jpg_is_skipped_with_a_message(checkpoint, tmp_path, capsys):
+    """A FIFO would block the read forever, /dev/zero would fill the memory: neither is opened for reading."""
+    folder = image_folder(tmp_path / "images")
+    os.mkfifo(folder / "d_fifo.jpg")
+    (folder / "e_zero.jpg").symlink_to("/dev/zero")
+    out = tmp_path / "preds.csv"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(checkpoint), str(folder), "--out", str(out)])
+    assert exit_info.value.code == "ocrdet predict: 4 of 5 images could not be read"
+    err = capsys.readouterr().err
+    for name in ("d_fifo.jpg", "e_zero.jpg"):
+        assert f"error {folder / name}: not a regular file (a FIFO, device or socket); skipped" in err
+    assert list(read_predictions(out)) == ["b_good.jpg"]
+
+
+def test_an_image_file_over_the_byte_limit_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(ocrdet.data.io.decode, "MAX_FILE_BYTES", 1000)
+    path = tmp_path / "big.jpg"
+    path.write_bytes(b"\xff\xd8" + bytes(2000))
+    with pytest.raises(ImageDecodeError, match=f"{path}: 2002 bytes exceeds the limit of 1000 for an image"):
+        read_image_bytes(path)

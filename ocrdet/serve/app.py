@@ -15,7 +15,7 @@ from fastapi import FastAPI, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ocrdet.data.io.decode import ImageDecodeError
+from ocrdet.data.io.decode import ImageDecodeError, read_image_bytes
 from ocrdet.data.io.format import AnnotationError
 from ocrdet.infer import Detector
 from ocrdet.serve.runs import RunLogError, latest_bench, read_curves, run_checkpoint, run_data_root
@@ -144,11 +144,7 @@ def create_app(workspace: Workspace, hosts: Iterable[str] = LOOPBACK_HOSTS) -> F
 
     @app.get("/api/detect/{name:path}")
     def detect_data_image(name: str) -> dict:
-        try:
-            data = workspace.image_path(name).read_bytes()
-        except OSError as exc:
-            raise NotAvailable(f"{name}: cannot read: {exc.strerror}") from None
-        return workspace.detect(data, name)
+        return workspace.detect(read_image_bytes(workspace.image_path(name)), name)
 
     @app.get("/api/run")
     def run() -> dict:

@@ -9,7 +9,9 @@ stored frame can follow the pixels (``DecodedImage.to_image``) and come back (``
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 """File name suffixes (lower case) taken for images when a folder is listed."""
 
 MAX_PIXELS = 100_000_000
+MAX_FILE_BYTES = 512 * 2**20
+"""Image files larger than this are not read (an uncompressed 8-bit RGB image of ``MAX_PIXELS`` is 300 MB)."""
 """Refuse images with more stored pixels than this (decompression bombs)."""
 
 
@@ -135,11 +139,32 @@ def decode_bytes(data: bytes, min_long_side: int | None = None) -> DecodedImage:
 
 
 def read_image_bytes(path: Path) -> bytes:
-    """The bytes of an image file; ImageDecodeError names the file when it cannot be read."""
+    """The bytes of an image file; ImageDecodeError names the file when it cannot be read.
+
+    Only regular files of at most ``MAX_FILE_BYTES`` are read: a FIFO named ``.jpg`` would block forever and a
+    link to ``/dev/zero`` would fill the memory. The file is opened non-blocking and checked on its descriptor.
+    """
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise ImageDecodeError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageDecodeError(f"{path}: cannot read: Is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageDecodeError(f"{path}: not a regular file (a FIFO, device or socket); skipped")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ImageDecodeError(f"{path}: {info.st_size} bytes exceeds the limit of {MAX_FILE_BYTES} for an image")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:  # grew while being read
+        raise ImageDecodeError(f"{path}: more than {MAX_FILE_BYTES} bytes, the limit for an image")
+    return data
 
 
 def decode_image(path: str | Path, min_long_side: int | None = None) -> DecodedImage:

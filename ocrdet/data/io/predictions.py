@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ocrdet.atomic import atomic_write_text
 from ocrdet.data.io.format import AnnotationError, Annotations, ImageAnnotation, Word, load_annotations
 
 Predictions = dict[str, list[np.ndarray]]
@@ -79,9 +80,7 @@ def write_predictions(predictions: Predictions, path: str | Path) -> None:
         text = to_annotations(predictions).model_dump_json(exclude_none=True, indent=1)
     else:
         raise ValueError(f"{path}: predictions must be written as .csv or .json")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, text)  # no ``.tmp`` left behind when the write fails
 
 
 def read_predictions(path: str | Path) -> Predictions:
