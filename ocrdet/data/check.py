@@ -29,6 +29,7 @@ from ocrdet.data.io.format import (
     AnnotationError,
     Annotations,
     check_relative_name,
+    points_text,
     read_json,
     split_paths,
     validate_annotations,
@@ -165,7 +166,7 @@ def _geometry_problems(annotations: Annotations, sizes: dict[str, tuple[int, int
             poly = word.polygon()
             outside = poly.min() < -t or poly[:, 0].max() > width + t or poly[:, 1].max() > height + t
             if outside and not mismatch:
-                reason = f"points {np.round(poly, 1).tolist()} lie outside the {width}x{height} image"
+                reason = f"points {points_text(poly)} lie outside the {width}x{height} image"
                 problems.append(Problem(ANNOTATIONS, name, word_id, reason))
             shapes.append(shapely.Polygon(poly))
             owners.append((name, word_id))

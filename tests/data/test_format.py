@@ -154,3 +154,29 @@ def test_undecodable_files_name_the_file(tmp_path, content, problem):
     path.write_bytes(content)
     with pytest.raises(AnnotationError, match=f"gt.json: not valid JSON.*{problem}|gt.json: {problem}"):
         load_annotations(path)
+
+
+@pytest.mark.parametrize(
+    ("word", "problem"),
+    [
+        ({"points": SQUARE, "illegibility": "yes"}, "field 'illegibility': Input should be a valid boolean"),
+        ({"points": SQUARE, "illegibility": 1}, "field 'illegibility': Input should be a valid boolean"),
+        ({"points": [["0", 0], [10, 0], [10, 10]]}, "field 'points.0.0"),
+        ({"points": [[True, 0], [10, 0], [10, 10]]}, "field 'points.0.0"),
+    ],
+)
+def test_strings_and_booleans_are_not_numbers_nor_numbers_booleans(word, problem):
+    with pytest.raises(AnnotationError) as err:
+        parse_annotations(doc({"w1": word}), source="gt.json")
+    assert problem in str(err.value) and "'w1'" in str(err.value)
+
+
+def test_a_name_not_written_as_the_folder_lists_it_says_how_to_write_it():
+    with pytest.raises(AnnotationError, match="image name './a.jpg': write it 'a.jpg', as the folder lists it"):
+        parse_annotations({"images": {"./a.jpg": {"words": {}}}})
+
+
+def test_points_in_messages_carry_no_float32_noise():
+    with pytest.raises(AnnotationError) as err:
+        parse_annotations(doc({"1": {"points": [[0, 0], [148.4, 0], [148.4, 40.2]]}}, img_w=100, img_h=50))
+    assert "[148.4, 0.0], [148.4, 40.2]]" in str(err.value) and "148.39999" not in str(err.value)

@@ -18,11 +18,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, ValidationError, field_validator
 
 from ocrdet.atomic import atomic_write_text
 from ocrdet.data.io.errors import AnnotationError as AnnotationError
@@ -35,16 +35,21 @@ class DegeneratePolygonWarning(UserWarning):
     """Zero-area polygons were dropped while loading annotations."""
 
 
+Number = Annotated[float, Strict()]
+"""A JSON number: ``"12"`` and ``true`` are refused, not read as 12.0 and 1.0."""
+
+
 class Word(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    points: list[tuple[float, float]]
+    points: list[tuple[Number, Number]]
     transcription: str | None = None
-    illegibility: bool = False
+    illegibility: StrictBool = False
+    """A JSON boolean: ``"yes"`` or ``1`` are refused, not read as true."""
 
     @field_validator("points")
     @classmethod
-    def _valid_points(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    def _valid_points(cls, points: list[tuple[Number, Number]]) -> list[tuple[Number, Number]]:
         if len(points) < 3:
             raise ValueError(f"a polygon needs at least 3 points, got {len(points)}")
         for x, y in points:
@@ -61,8 +66,8 @@ class ImageAnnotation(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     words: dict[str, Word] = Field(default_factory=dict)
-    img_w: int | None = Field(default=None, gt=0)
-    img_h: int | None = Field(default=None, gt=0)
+    img_w: StrictInt | None = Field(default=None, gt=0)
+    img_h: StrictInt | None = Field(default=None, gt=0)
 
     def polygons(self) -> tuple[list[np.ndarray], np.ndarray]:
         """(polygons, ignore): float32 (N_i, 2) arrays and a bool array of don't-care flags."""
@@ -82,10 +87,18 @@ class Annotations(BaseModel):
 
 
 def check_relative_name(name: str) -> None:
-    """Refuse file names that are empty, absolute, contain NUL or climb out of the image folder."""
+    """Refuse file names that are empty, absolute, contain NUL or climb out of the image folder, and names not
+    written as the folder listing writes them (``./a.jpg``, ``a//b.jpg``: they would never match a file)."""
     path = PurePosixPath(name.replace("\\", "/"))
     if not path.parts or "\x00" in name or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
         raise ValueError(f"image name {name!r} must be a relative path inside the image folder")
+    if PurePosixPath(name).as_posix() != name:
+        raise ValueError(f"image name {name!r}: write it {PurePosixPath(name).as_posix()!r}, as the folder lists it")
+
+
+def points_text(polygon: np.ndarray) -> str:
+    """Points for a message, to 0.1 px (float32 values printed as floats show noise: 148.39999389648438)."""
+    return str(np.round(polygon.astype(np.float64), 1).tolist())
 
 
 def polygon_area(points: np.ndarray) -> float:
@@ -159,7 +172,7 @@ def _validate_image(name: str, value: Any) -> tuple[ImageAnnotation | None, list
             t = OUT_OF_IMAGE_TOLERANCE
             if (poly.min() < -t) or (poly[:, 0].max() > image.img_w + t) or (poly[:, 1].max() > image.img_h + t):
                 size = f"{image.img_w}x{image.img_h}"
-                reason = f"points {np.round(poly, 1).tolist()} lie outside the {size} image"
+                reason = f"points {points_text(poly)} lie outside the {size} image"
                 issues.append(AnnotationIssue(name, word_id, reason))
         if polygon_area(cv2.convexHull(poly)) <= 0.0:
             del image.words[word_id]
