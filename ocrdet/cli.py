@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -99,9 +100,30 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     from ocrdet.train.config import compose
 
     config = compose(args.overrides)
+    if args.verify and not config.data.cache:
+        raise SystemExit("ocrdet prepare: --verify checks a prepared cache; data.cache=false uses none")
     root = ensure_data(config.data.root, config.synth)
     for train in (True, False):
-        print(open_source(root, config.data.split(train), config.data, train=train).summary())
+        split = config.data.split(train)
+        source = open_source(root, split, config.data, train=train)
+        if args.verify and not cache_is_intact(source.path):
+            shutil.rmtree(source.path)
+            source = open_source(root, split, config.data, train=train)
+        print(source.summary())
+
+
+def cache_is_intact(path: Path) -> bool:
+    """Read every byte of a prepared cache; print whether every image matches its checksum, or which do not."""
+    from ocrdet.data.sources.cache import verify_cache
+
+    bad = verify_cache(path)
+    if not bad:
+        print(f"{path}: every image matches its checksum")
+        return True
+    shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+    mismatch = "does not match its checksum" if len(bad) == 1 else "do not match their checksums"
+    print(f"{path}: {count(len(bad), 'image')} {mismatch} ({shown}); rebuilding")
+    return False
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -377,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("prepare", "decode once into the shared cache that training reads (same overrides as train)", True)
     p.add_argument("overrides", nargs="*", help="KEY=VALUE and GROUP=OPTION, as for `ocrdet train`")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="read every byte of the caches, list the images that do not match their checksums and rebuild",
+    )
     p.set_defaults(func=cmd_prepare)
 
     p = command("predict", "detect text in images; writes CSV or JSON (by suffix) and overlays")

@@ -35,6 +35,15 @@ def _choice(enum: type[Enum], key: str, value: object) -> Enum:
         raise ValueError(f"{key} must be one of {tuple(m.value for m in enum)}, got {value!r}") from None
 
 
+class CacheKey(str, Enum):
+    """How a cache's key sees the source files: ``stat``, by name, size and modification time (free); ``content``,
+    by a hash of their bytes (reads every image each time a cache is looked up; catches a file replaced by one of
+    the same size with its time restored)."""
+
+    STAT = "stat"
+    CONTENT = "content"
+
+
 @dataclass(frozen=True)
 class CacheConfig:
     """Settings that change what a cache holds (all of them enter its key).
@@ -42,11 +51,13 @@ class CacheConfig:
     long_side: images are shrunk (INTER_AREA) so that their long side is at most this many pixels.
     eval_size: side of the letterboxed square stored, with its maps, by a validation (``with_targets``) cache.
     targets: settings of those maps.
+    key: how the source files enter the key (``CacheKey``).
     """
 
     long_side: int = CACHE_LONG_SIDE
     eval_size: int = EVAL_SIZE
     targets: TargetConfig = TargetConfig()
+    key: CacheKey = CacheKey.STAT
 
 
 @dataclass
@@ -71,6 +82,8 @@ class DataConfig:
     cache: bool = True
     cache_dir: str = ".ocrdet-cache"
     cache_long_side: int = CACHE_LONG_SIDE
+    cache_key: CacheKey = CacheKey.STAT
+    """``stat`` (names, sizes, modification times of the images) or ``content`` (a hash of their bytes)."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)
     on_bad_sample: OnBadSample = OnBadSample.ERROR
@@ -87,6 +100,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         self.on_bad_sample = _choice(OnBadSample, "data.on_bad_sample", self.on_bad_sample)
         self.backend = _choice(Backend, "data.backend", self.backend)
+        self.cache_key = _choice(CacheKey, "data.cache_key", self.cache_key)
         if bool(self.urls) != bool(self.val_urls):
             raise ValueError("streaming from shards needs both data.urls and data.val_urls")
         if not (self.root or self.urls):
@@ -102,4 +116,4 @@ class DataConfig:
 
     def cache_config(self) -> CacheConfig:
         """The settings of this data's prepared caches."""
-        return CacheConfig(long_side=self.cache_long_side, eval_size=self.eval_size, targets=self.targets)
+        return CacheConfig(self.cache_long_side, self.eval_size, self.targets, self.cache_key)

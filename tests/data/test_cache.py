@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ocrdet.data.config import CacheConfig
+from ocrdet.data.config import CacheConfig, CacheKey
 from ocrdet.data.sources import cache as cache_module
 from ocrdet.data.sources.base import Sample
 from ocrdet.data.sources.cache import (
@@ -196,3 +196,46 @@ def test_dataloader_workers_share_the_memmap(root: Path, tmp_path: Path, context
 def test_missing_directory_is_a_cache_error(tmp_path: Path) -> None:
     with pytest.raises(CacheError, match="no manifest"):
         open_cache(tmp_path / "nothing")
+
+
+def test_same_size_replacement_with_mtime_restored_needs_the_content_key(root: Path, tmp_path: Path) -> None:
+    """The stat key cannot see it (same name, size and time); ``data.cache_key=content`` hashes the bytes."""
+    names = FolderSource(root, "train").names
+    content = CacheConfig(long_side=320, key=CacheKey.CONTENT)
+    before = {c: cache_key(root, "train", names, c, with_targets=False)[0] for c in (CONFIG, content)}
+    target = root / "images" / "train" / names[1]
+    info = target.stat()
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other pixels
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+    after = {c: cache_key(root, "train", names, c, with_targets=False)[0] for c in (CONFIG, content)}
+    assert after[CONFIG] == before[CONFIG]  # what data.cache_key=stat (the default) cannot tell
+    assert after[content] != before[content]
+
+
+def test_prepare_verify_finds_bytes_the_sampled_checksum_misses_and_rebuilds(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from ocrdet.cli import main
+
+    monkeypatch.setattr(cache_module, "FULL_HASH_LIMIT", 1 << 16)  # hash images.u8 through samples, as for SROIE
+    monkeypatch.setattr(cache_module, "SAMPLE_BLOCKS", 2)
+    argv = ["prepare", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "data.cache_long_side=320"]
+    main(argv)
+    path = next(p for p in (tmp_path / "cache").iterdir() if not open_cache(p).has_targets)
+    source = open_cache(path)
+    record = np.load(path / INDEX)[2]
+    middle = int(record["offset"]) + int(record["height"]) * int(record["width"]) * 3 // 2
+    with open(path / IMAGES, "r+b") as f:  # zero 4 KiB inside image 2, between the sampled blocks
+        f.seek(middle)
+        f.write(bytes(4096))
+    open_cache(path)  # the sampled checksum accepts it
+    capsys.readouterr()
+    main([*argv, "--verify"])
+    out = capsys.readouterr().out
+    assert f"{path}: 1 image does not match its checksum ({source.names[2]}); rebuilding" in out
+    assert "every image matches its checksum" in out  # the validation cache
+    _assert_equals_folder(open_cache(path), root)
+    main([*argv, "--verify"])
+    assert f"{path}: every image matches its checksum" in capsys.readouterr().out

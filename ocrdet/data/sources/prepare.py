@@ -33,10 +33,11 @@ from tqdm import tqdm
 
 from ocrdet.atomic import fsync_path
 from ocrdet.data.check import OnBadSample, check_dataset, listed_names, usable_names, write_skip_report
-from ocrdet.data.config import CacheConfig
+from ocrdet.data.config import CacheConfig, CacheKey
 from ocrdet.data.io.format import AnnotationError, read_json, split_paths
 from ocrdet.data.sources.cache import (
     CACHE_VERSION,
+    IMAGE_CHECKSUMS,
     IMAGES,
     INDEX,
     INDEX_DTYPE,
@@ -51,6 +52,7 @@ from ocrdet.data.sources.cache import (
     CacheError,
     CacheSource,
     file_checksum,
+    image_checksum,
     open_cache,
 )
 from ocrdet.data.sources.folder import load_sample
@@ -95,23 +97,39 @@ def _stat(path: Path) -> list[int]:
     return [info.st_size, info.st_mtime_ns]
 
 
+def _content(path: Path) -> list[str]:
+    """[blake2b of the file's bytes]; [""] for a file that cannot be read (the data check reports it)."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return [""]
+    return [digest.hexdigest()]
+
+
 def cache_key(
     root: Path, split: str, names: list[str], config: CacheConfig, with_targets: bool
 ) -> tuple[str, dict[str, Any]]:
-    """(key, its inputs): a hash of the source files' names, sizes and mtimes, and of the settings."""
+    """(key, its inputs): a hash of the source files (``config.key``: names with sizes and mtimes, or with a hash
+    of their bytes) and of the settings."""
     image_dir, json_path = split_paths(root, split)
+    describe = _content if config.key == CacheKey.CONTENT else _stat
     files = hashlib.blake2b(digest_size=16)
     for name in names:
-        files.update(json.dumps([name, *_stat(image_dir / name)]).encode())
+        files.update(json.dumps([name, *describe(image_dir / name)]).encode())
     inputs = {
         "version": CACHE_VERSION,
         "root": str(Path(root).resolve()),
         "split": split,
         "with_targets": with_targets,
         "settings": _settings(config, with_targets),
-        "annotations": _stat(json_path),
+        "annotations": describe(json_path),
         "images": files.hexdigest(),
     }
+    if config.key == CacheKey.CONTENT:
+        inputs["key"] = CacheKey.CONTENT.value
     key = hashlib.blake2b(json.dumps(inputs, sort_keys=True).encode(), digest_size=10).hexdigest()
     return key, inputs
 
@@ -131,8 +149,12 @@ def _prepare_one(
     return _Prepared(np.ascontiguousarray(image), points, counts, sample.ignore, matrix, maps)
 
 
-def _write_cache(tmp: Path, results: Iterable[_Prepared], count: int, config: CacheConfig, with_targets: bool) -> None:
-    """Write every file but the manifest into ``tmp``, in order of ``results``."""
+def _write_cache(
+    tmp: Path, results: Iterable[_Prepared], count: int, config: CacheConfig, with_targets: bool
+) -> list[str]:
+    """Write every file but the manifest into ``tmp``, in order of ``results``; returns each image's checksum
+    (``image_checksum`` of its pixels and maps) for ``prepare --verify``."""
+    checksums = []
     index = np.zeros(count, dtype=INDEX_DTYPE)
     counts, ignores, points = [], [], []
     targets = None
@@ -145,6 +167,7 @@ def _write_cache(tmp: Path, results: Iterable[_Prepared], count: int, config: Ca
             height, width = result.image.shape[:2]
             index[i] = (offset, height, width, words, words + len(result.counts), result.matrix)
             images.write(memoryview(result.image).cast("B"))
+            checksums.append(image_checksum(result.image, result.maps))
             offset += result.image.nbytes
             words += len(result.counts)
             counts.append(result.counts)
@@ -167,9 +190,12 @@ def _write_cache(tmp: Path, results: Iterable[_Prepared], count: int, config: Ca
     np.save(tmp / POINTS, np.concatenate(points).reshape(-1, 2))
     for name in (INDEX, WORDS, POINTS) + ((TARGETS,) if with_targets else ()):
         fsync_path(tmp / name)
+    return checksums
 
 
-def _write_manifest(tmp: Path, key: str, inputs: dict[str, Any], names: list[str], seconds: float) -> None:
+def _write_manifest(
+    tmp: Path, key: str, inputs: dict[str, Any], names: list[str], checksums: list[str], seconds: float
+) -> None:
     files = sorted(p.name for p in tmp.iterdir())
     manifest = {
         "version": CACHE_VERSION,
@@ -185,6 +211,7 @@ def _write_manifest(tmp: Path, key: str, inputs: dict[str, Any], names: list[str
             for name in files
         },
         "names": names,
+        IMAGE_CHECKSUMS: checksums,
     }
     with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
@@ -304,9 +331,9 @@ def prepare_cache(
         with ordered_map(workers, chunksize=max(1, min(16, len(tasks) // (workers * 8)))) as mapped:
             desc = f"prepare {split} (~{need / 2**20:.0f} MiB)"
             results = tqdm(mapped(prepare, tasks), total=len(tasks), desc=desc, unit="img")
-            _write_cache(tmp, results, len(tasks), config, with_targets)
+            checksums = _write_cache(tmp, results, len(tasks), config, with_targets)
         write_skip_report(tmp / SKIPPED, {split: report.errors})
-        _write_manifest(tmp, key, inputs, usable, time.perf_counter() - start)
+        _write_manifest(tmp, key, inputs, usable, checksums, time.perf_counter() - start)
         _publish(tmp, final, key)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
