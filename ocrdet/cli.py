@@ -354,10 +354,10 @@ def port(value: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocrdet", description=__doc__, formatter_class=HelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v", "--verbose", action="store_true", help="also show library chatter: Lightning's info and tips, warnings"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help=common._actions[0].help)
+    chatter = "also show library chatter: Lightning's info and tips, warnings"
+    # SUPPRESS: a subcommand's own default must not undo the ``ocrdet -v COMMAND`` given before it
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=chatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help=chatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, text: str, config_overrides: bool = False) -> argparse.ArgumentParser:

@@ -146,3 +146,16 @@ def test_config_show_prints_the_composed_config(capsys):
     main(["config", "show", "trainer.max_epochs=3", "data=sroie"])
     out = capsys.readouterr().out
     assert "  max_epochs: 3\n" in out and "root: ../shared/data/sroie" in out and "backbone: resnet18" in out
+
+
+def test_quiet_by_default_and_chatty_with_v(capsys):
+    import logging
+
+    import lightning.pytorch  # noqa: F401 - sets its logger to INFO, as in a training run
+
+    lightning_log = logging.getLogger("lightning.pytorch")
+    lightning_log.setLevel(logging.INFO)
+    main(["-v", "config", "show"])
+    assert lightning_log.level == logging.INFO
+    main(["config", "show"])
+    assert lightning_log.level == logging.WARNING

@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import shutil
@@ -203,3 +204,16 @@ def test_a_cache_published_meanwhile_by_another_process_is_kept(pristine: Path, 
     stamp = (path / MANIFEST).stat().st_mtime_ns
     prepare_module._publish(racer, path, path.name)
     assert (path / MANIFEST).stat().st_mtime_ns == stamp and racer.exists()
+
+
+def test_a_full_disk_while_writing_a_cache_names_the_cache(
+    pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a failed write: no file name
+
+    monkeypatch.setattr(prepare_module, "_write_cache", full)
+    with pytest.raises(OSError) as info:
+        prepare_cache(pristine, "train", tmp_path / "cache", CONFIG, workers=1)
+    assert info.value.errno == errno.ENOSPC and str(tmp_path / "cache") in info.value.filename
+    assert os.listdir(tmp_path / "cache") == []

@@ -335,6 +335,10 @@ def prepare_cache(
         write_skip_report(tmp / SKIPPED, {split: report.errors})
         _write_manifest(tmp, key, inputs, usable, checksums, time.perf_counter() - start)
         _publish(tmp, final, key)
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(tmp)) from None  # a failed write names no file: name the cache
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _remove_superseded(cache_dir, key, inputs)
