@@ -144,7 +144,10 @@ def create_app(workspace: Workspace, hosts: Iterable[str] = LOOPBACK_HOSTS) -> F
 
     @app.get("/api/detect/{name:path}")
     def detect_data_image(name: str) -> dict:
-        return workspace.detect(read_image_bytes(workspace.image_path(name)), name)
+        path = workspace.image_path(name)
+        if not path.exists():
+            raise NotAvailable(f"{name}: listed in the annotations but not on disk")
+        return workspace.detect(read_image_bytes(path), name)  # a FIFO, device or too large a file: 400
 
     @app.get("/api/run")
     def run() -> dict:
