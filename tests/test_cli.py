@@ -159,3 +159,33 @@ def test_quiet_by_default_and_chatty_with_v(capsys):
     assert lightning_log.level == logging.INFO
     main(["config", "show"])
     assert lightning_log.level == logging.WARNING
+
+
+def test_the_demo_ends_with_its_cache_and_the_next_commands(tmp_path, monkeypatch, capsys):
+    """Training replaced by a tiny untrained checkpoint: what is checked is what the demo prints at its end."""
+    from dataclasses import asdict
+
+    import ocrdet.train.run
+    from ocrdet.data.io.synth import generate_dataset
+    from ocrdet.model.dbnet import DBNet, ModelConfig
+
+    model = ModelConfig(backbone="resnet10t", inner_channels=16, neck_channels=16)
+    checkpoint = tmp_path / "best.ckpt"
+    state = {f"model.{k}": v for k, v in DBNet(model).state_dict().items()}
+    torch.save({"state_dict": state, "hyper_parameters": {"model": asdict(model), "input_size": 128}}, checkpoint)
+
+    def fit(config):
+        generate_dataset(tmp_path / config.data.root, 0, 2, seed=0)
+        (tmp_path / config.data.cache_dir).mkdir()
+        (tmp_path / config.data.cache_dir / "images.u8").write_bytes(bytes(3 * 2**20))
+        return checkpoint
+
+    monkeypatch.setattr(ocrdet.train.run, "fit", fit)
+    monkeypatch.chdir(tmp_path)
+    main(["demo", "--out", "d"])
+    out = capsys.readouterr().out
+    assert f"decoded-image cache: {tmp_path / '.ocrdet-cache'}/ (3 MiB; delete it to free the space)" in out
+    assert out.endswith(
+        "next:\n  ocrdet serve --run d/run    # browse the data, the evaluation and the curves; upload images\n"
+        f"  ocrdet predict {checkpoint} YOUR_IMAGES/ --out preds.csv --overlay overlays/\n"
+    )
