@@ -79,3 +79,5 @@ def test_the_command_line_gets_the_same_checks():
     with pytest.raises(SettingsError, match="postprocess.thresh must be between 0.0 and 1.0, got 2"):
         compose(["postprocess.thresh=2"])
     assert compose(["postprocess.thresh=1"]).postprocess.thresh == 1
+    with pytest.raises(SettingsError, match="data.eval_size must be between 32 and 4096, got 100000"):
+        compose(["data.eval_size=100000"])

@@ -13,6 +13,7 @@ from enum import Enum
 from ocrdet.data.check import OnBadSample
 from ocrdet.data.transforms.augment import AugmentConfig
 from ocrdet.data.transforms.maps import TargetConfig
+from ocrdet.settings import check_input_size
 
 EVAL_SIZE = 640
 """Side of the letterboxed square that validation and prediction feed the network."""
@@ -101,6 +102,7 @@ class DataConfig:
         self.on_bad_sample = _choice(OnBadSample, "data.on_bad_sample", self.on_bad_sample)
         self.backend = _choice(Backend, "data.backend", self.backend)
         self.cache_key = _choice(CacheKey, "data.cache_key", self.cache_key)
+        check_input_size(self.eval_size, "data.eval_size")  # the checkpoint's input_size, checked alike on load
         if bool(self.urls) != bool(self.val_urls):
             raise ValueError("streaming from shards needs both data.urls and data.val_urls")
         if not (self.root or self.urls):
