@@ -86,13 +86,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_config(args: argparse.Namespace) -> None:
-    import dataclasses
-
-    from omegaconf import OmegaConf
-
     from ocrdet.train.config import compose
+    from ocrdet.train.help import config_yaml
 
-    print(OmegaConf.to_yaml(dataclasses.asdict(compose(args.overrides))), end="")
+    print(config_yaml(compose(args.overrides)), end="")
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:

@@ -146,6 +146,7 @@ def test_config_show_prints_the_composed_config(capsys):
     main(["config", "show", "trainer.max_epochs=3", "data=sroie"])
     out = capsys.readouterr().out
     assert "  max_epochs: 3\n" in out and "root: ../shared/data/sroie" in out and "backbone: resnet18" in out
+    assert "  on_bad_sample: error\n" in out  # as an override writes it
 
 
 def test_quiet_by_default_and_chatty_with_v(capsys):

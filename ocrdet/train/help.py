@@ -4,6 +4,7 @@ options, the most used keys with their defaults, and examples. ``ocrdet config s
 from __future__ import annotations
 
 import dataclasses
+from enum import Enum
 from typing import Any
 
 from ocrdet.train.config import CONFIG_DIR, TrainConfig, compose
@@ -53,12 +54,33 @@ def lookup(config: TrainConfig, key: str) -> Any:
     return value
 
 
+def shown(value: Any) -> str:
+    """A default as it is written in an override: ``true``, ``error``, ``null``."""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return str(value)
+
+
+def config_yaml(config: TrainConfig) -> str:
+    """``ocrdet config show``: every key with its value as an override would write it (enums by value)."""
+    from omegaconf import OmegaConf
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value.value if isinstance(value, Enum) else value
+
+    return OmegaConf.to_yaml(plain(dataclasses.asdict(config)))
+
+
 def config_help() -> str:
     """The text below ``ocrdet train --help``'s usage."""
     defaults = compose([])
     groups = [f"  {name}={'|'.join(options)}" for name, options in config_groups().items()]
     width = max(map(len, COMMON_KEYS))
-    keys = [f"  {key:<{width}}  {text} (default: {lookup(defaults, key)})" for key, text in COMMON_KEYS.items()]
+    keys = [f"  {key:<{width}}  {text} (default: {shown(lookup(defaults, key))})" for key, text in COMMON_KEYS.items()]
     return "\n".join(
         [
             "overrides are Hydra's KEY=VALUE (any key of `ocrdet config show`) and GROUP=OPTION:",
