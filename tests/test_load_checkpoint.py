@@ -55,6 +55,7 @@ def test_a_backbone_not_built_into_timm_is_refused_offline(tmp_path, state_dict,
     ("hparams", "message"),
     [
         ({"input_size": 100000}, "input_size must be between 32 and 4096, got 100000"),
+        ({"eval_size": 100000}, "eval_size must be between 32 and 4096, got 100000"),
         ({"input_size": 0}, "input_size must be between 32 and 4096, got 0"),
         ({"input_size": 100}, "input_size must be a multiple of 32, got 100"),
         ({"input_size": "640"}, "input_size must be a whole number, got '640'"),
