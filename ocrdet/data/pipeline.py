@@ -18,8 +18,9 @@ from ocrdet.data.config import Backend, DataConfig, SynthRequest
 from ocrdet.data.io.synth import generate_dataset
 from ocrdet.data.loaders.native import DetectionDataset, collate, make_loader
 from ocrdet.data.sources.base import Source
+from ocrdet.data.sources.cache import CacheSource
 from ocrdet.data.sources.folder import FolderSource, open_folder
-from ocrdet.data.sources.prepare import find_or_build
+from ocrdet.data.sources.prepare import prepare_cache
 
 
 class Loaders(Protocol):
@@ -70,14 +71,9 @@ def open_source(root: Path, split: str, config: DataConfig, train: bool) -> Sour
     image folder itself when ``data.cache=false``."""
     if not config.cache:
         return open_folder(root, split, config.cache_long_side, config.on_bad_sample)
-    return find_or_build(
-        root,
-        split,
-        Path(config.cache_dir),
-        config.cache_config(),
-        with_targets=not train,
-        on_bad_sample=config.on_bad_sample,
-    )
+    cache_dir, settings = Path(config.cache_dir), config.cache_config()
+    path = prepare_cache(root, split, cache_dir, settings, with_targets=not train, on_bad_sample=config.on_bad_sample)
+    return CacheSource(path)
 
 
 class NativeLoaders:

@@ -16,7 +16,7 @@ from ocrdet.data.sources import cache as cache_module
 from ocrdet.data.sources import prepare as prepare_module
 from ocrdet.data.sources.cache import MANIFEST, TARGETS, CacheError, CacheSource, open_cache
 from ocrdet.data.sources.folder import FolderSource
-from ocrdet.data.sources.prepare import cache_key, estimate_bytes, find_or_build, prepare_cache
+from ocrdet.data.sources.prepare import cache_key, estimate_bytes, prepare_cache
 from ocrdet.data.transforms.augment import letterbox
 from ocrdet.data.transforms.maps import MAP_KEYS
 from ocrdet.data.transforms.targets import TargetConfig, make_db_targets
@@ -54,7 +54,7 @@ def test_validation_cache_holds_letterboxed_images_and_their_maps(pristine: Path
 
 
 def test_training_cache_has_no_targets(pristine: Path, tmp_path: Path) -> None:
-    source = find_or_build(pristine, "train", tmp_path / "cache", CONFIG, workers=1)
+    source = CacheSource(prepare_cache(pristine, "train", tmp_path / "cache", CONFIG, workers=1))
     assert isinstance(source, CacheSource) and not source.has_targets
     assert not (source.path / TARGETS).exists()
     with pytest.raises(CacheError, match="no targets"):

@@ -9,8 +9,7 @@ from ocrdet.data.io.decode import ImageDecodeError, decode_image
 from ocrdet.data.io.format import AnnotationError, load_annotations, split_paths
 from ocrdet.data.io.orientation import transform_points
 from ocrdet.data.io.synth import generate_dataset
-from ocrdet.data.sources.base import resize_long_side
-from ocrdet.data.sources.folder import FolderSource, load_sample
+from ocrdet.data.sources.folder import FolderSource, load_sample, resize_long_side
 
 
 @pytest.fixture(scope="module")

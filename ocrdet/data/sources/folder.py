@@ -9,12 +9,45 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ocrdet.data.check import Problem, check_dataset, usable_names
-from ocrdet.data.io.decode import decode_image, read_image_bytes
+from ocrdet.data.io.decode import DecodedImage, decode_image, read_image_bytes
 from ocrdet.data.io.format import load_selected, split_paths
-from ocrdet.data.sources.base import EncodedSample, Sample, shrink_sample
+from ocrdet.data.io.orientation import transform_points
+from ocrdet.data.sources.base import EncodedSample, Sample
+
+
+def resize_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink uint8 (H, W, 3) ``image`` (INTER_AREA) so its long side is at most ``long_side``.
+
+    Returns the (possibly unchanged) image and the float64 (3, 3) matrix mapping its points into the result.
+    """
+    height, width = image.shape[:2]
+    if max(height, width) <= long_side:
+        return image, np.eye(3)
+    ratio = long_side / max(height, width)
+    new_w, new_h = max(1, round(width * ratio)), max(1, round(height * ratio))
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return resized, np.diag([new_w / width, new_h / height, 1.0])
+
+
+def shrink_sample(
+    decoded: DecodedImage,
+    name: str,
+    polygons: list[np.ndarray],
+    ignore: np.ndarray,
+    long_side: int | None,
+    stored: np.ndarray | None = None,
+) -> Sample:
+    """The Sample of a decoded image: shrunk to ``long_side`` (None: full size), its polygons (in the decoded
+    file's stored frame) moved along; ``stored`` maps annotation-file points into that frame (default: same)."""
+    image, resize = (decoded.image, np.eye(3)) if long_side is None else resize_long_side(decoded.image, long_side)
+    matrix = resize @ decoded.matrix
+    moved = [transform_points(matrix, p).astype(np.float32) for p in polygons]
+    full = matrix if stored is None else matrix @ stored
+    return Sample(np.ascontiguousarray(image), moved, np.asarray(ignore, dtype=bool), name, full)
 
 
 def load_sample(path: Path, name: str, polygons: list[np.ndarray], ignore: np.ndarray, long_side: int | None) -> Sample:

@@ -355,16 +355,3 @@ def _publish(tmp: Path, final: Path, key: str) -> None:
             return
         os.rename(tmp, final)
     fsync_path(final.parent)
-
-
-def find_or_build(
-    root: Path,
-    split: str,
-    cache_dir: Path = DEFAULT_CACHE_DIR,
-    config: CacheConfig = CacheConfig(),
-    workers: int | None = None,
-    with_targets: bool = False,
-    on_bad_sample: OnBadSample = OnBadSample.ERROR,
-) -> CacheSource:
-    """The cache source of ``split``, prepared first if missing or stale (what training calls)."""
-    return CacheSource(prepare_cache(root, split, cache_dir, config, workers, with_targets, on_bad_sample))

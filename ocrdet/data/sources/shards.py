@@ -44,7 +44,8 @@ from ocrdet.data.io.decode import (
 )
 from ocrdet.data.io.format import load_annotations, split_paths
 from ocrdet.data.io.orientation import transform_points
-from ocrdet.data.sources.base import EncodedSample, Sample, shrink_sample
+from ocrdet.data.sources.base import EncodedSample, Sample
+from ocrdet.data.sources.folder import shrink_sample
 from ocrdet.parallel import ordered_map, usable_cores
 
 INDEX = "index.json"
