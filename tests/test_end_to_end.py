@@ -1,6 +1,7 @@
 """One tiny run through the whole product: synth -> train -> predict -> evaluate, via the CLI."""
 
 import csv
+import json
 
 import pytest
 from tiny_training import TINY_TRAINING
@@ -26,6 +27,8 @@ def test_train_predict_evaluate(synth_root, tmp_path, capsys):
             f"run_dir={run}",
             "data.cache=false",
             "trainer.log_every_n_steps=1",
+            "postprocess.thresh=0.05",  # low enough that the one-epoch model detects something
+            "postprocess.box_thresh=0.05",
             *(o for o in TINY_TRAINING if not o.startswith("trainer.enable_progress_bar")),
         ]
     )
@@ -58,6 +61,14 @@ def test_train_predict_evaluate(synth_root, tmp_path, capsys):
     assert len(list((tmp_path / "ov").glob("*.png"))) == len(gt.images)
 
     capsys.readouterr()
-    main(["evaluate", str(synth_root / "jsons" / "val.json"), str(preds)])
+    main(["evaluate", str(synth_root / "jsons" / "val.json"), str(preds), "--json", str(tmp_path / "eval.json")])
     out = capsys.readouterr().out
     assert "hmean" in out and "precision" in out
+
+    # One H-mean (issue 12): what training logged for this checkpoint is what predict + evaluate give.
+    with open(run / "logs" / "version_0" / "metrics.csv") as f:
+        logged = [row for row in csv.DictReader(f) if row.get("val/hmean")][-1]
+    summary = json.loads((tmp_path / "eval.json").read_text())["summary"]
+    for key in ("precision", "recall", "hmean", "gt_care", "det_care", "matched"):
+        assert abs(float(logged[f"val/{key}"]) - summary[key]) <= 1e-9, (key, logged, summary)
+    assert summary["det_care"] > 0  # the tiny model does detect something: the comparison is not 0 == 0

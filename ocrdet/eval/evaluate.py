@@ -190,17 +190,31 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
 
 
+def stored_polygons(polygons: Sequence[np.ndarray], to_map: np.ndarray) -> list[np.ndarray]:
+    """Map-frame polygons in an image's stored frame as ``ocrdet predict`` writes them: float32, then rounded to
+    the integers of the competition CSV. ``to_map`` (3, 3): stored frame -> map frame."""
+    back = np.linalg.inv(to_map)
+    return [
+        np.round((np.asarray(p, dtype=np.float64) @ back[:2, :2].T + back[:2, 2]).astype(np.float32)).astype(np.float64)
+        for p in polygons
+    ]
+
+
 def process_batch(
     prob_maps: np.ndarray,
     scales: Sequence[tuple[float, float]],
     gts: Sequence[GroundTruth],
     config: PostprocessConfig,
     metric: str,
+    to_map: Sequence[np.ndarray] | None = None,
 ) -> list[Counts]:
-    """Post-process (B, H, W) maps and score them against ``gts``: per-image counts."""
+    """Post-process (B, H, W) maps and score them against ``gts``: per-image counts. With ``to_map`` (stored
+    frame -> map frame per image) the detections are first put in the stored frame and rounded as the CSV is."""
     from ocrdet.model.postprocess import postprocess
 
     dets = [postprocess(prob, config, scale)[0] for prob, scale in zip(prob_maps, scales, strict=True)]
+    if to_map is not None:
+        dets = [stored_polygons(d, m) for d, m in zip(dets, to_map, strict=True)]
     return score_images(metric, gts, dets)
 
 
@@ -235,6 +249,7 @@ class BackgroundEvaluator:
         gt_ignore: Sequence[np.ndarray],
         scales: Sequence[tuple[float, float]] | None = None,
         gt_texts: Sequence[Sequence[str | None] | None] | None = None,
+        to_map: Sequence[np.ndarray] | None = None,
     ) -> None:
         """Queue one batch. ``prob_maps``: float32 or float16 numpy (B, H, W) in [0, 1]; per image: GT
         polygons (N, 2) and ignore flags in original pixels, ``scales`` (sx, sy) = map size / original
@@ -254,13 +269,13 @@ class BackgroundEvaluator:
             )
         gts = [(list(p), np.asarray(i, dtype=bool), t) for p, i, t in zip(gt_polys, gt_ignore, texts, strict=True)]
         if self.workers == 0:
-            self._done += process_batch(maps, scales, gts, self.config, self.metric)
+            self._done += process_batch(maps, scales, gts, self.config, self.metric, to_map)
             return
         if self._pool is None:
             self._pool = process_pool(self.workers)
         while len(self._pending) >= MAX_PENDING_PER_WORKER * self.workers:
             self._done += self._pending.pop(0).result()
-        self._pending.append(self._pool.submit(process_batch, maps, scales, gts, self.config, self.metric))
+        self._pending.append(self._pool.submit(process_batch, maps, scales, gts, self.config, self.metric, to_map))
 
     def counts(self) -> Counts:
         """Summed counts of every image submitted since ``reset`` (waits for the workers; computed once)."""

@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from ocrdet.data.config import EVAL_SIZE
-from ocrdet.eval.evaluate import BackgroundEvaluator, Counts, total
+from ocrdet.eval.evaluate import BackgroundEvaluator, Counts, GroundTruth, total
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.loss import DBLoss, LossWeights
 from ocrdet.model.postprocess import PostprocessConfig
@@ -53,6 +54,7 @@ class DBNetModule(L.LightningModule):
         eval_size: int = EVAL_SIZE,
         eval_workers: int = 1,
         compile: bool = False,
+        val_ground_truth: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -71,6 +73,10 @@ class DBNetModule(L.LightningModule):
         self.optim = optim
         self.postprocess = postprocess
         self.eval_workers = eval_workers
+        self.val_ground_truth = val_ground_truth
+        """The validation split's annotation file: with it, the metric is computed as ``ocrdet predict`` +
+        ``ocrdet evaluate`` compute it (stored frame, CSV rounding, the file's polygons and transcriptions)."""
+        self._gt: dict[str, GroundTruth] | None = None
         self._evaluator: BackgroundEvaluator | None = None
         self._val_names: list[str] = []
         """Names of the images submitted this validation epoch, in order."""
@@ -96,13 +102,33 @@ class DBNetModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         prob = self(batch["image"])["prob"][:, 0]
-        self.evaluator.submit(prob.half().cpu().numpy(), batch["polygons"], batch["ignore"])
-        self._val_names += batch["name"]
+        names = list(batch["name"])
+        if self.val_ground_truth is not None and all(name in self.ground_truth for name in names):
+            gts = [self.ground_truth[name] for name in names]
+            self.evaluator.submit(
+                prob.float().cpu().numpy(),  # float32, as predict post-processes
+                [g[0] for g in gts],
+                [g[1] for g in gts],
+                gt_texts=[g[2] for g in gts],
+                to_map=[np.asarray(m, dtype=np.float64) for m in batch["matrix"]],  # lists, never moved to a device
+            )
+        else:  # no annotation file (streamed shards): the network frame, float16 maps
+            self.evaluator.submit(prob.half().cpu().numpy(), batch["polygons"], batch["ignore"])
+        self._val_names += names
+
+    @property
+    def ground_truth(self) -> dict[str, GroundTruth]:
+        if self._gt is None:
+            from ocrdet.eval.files import read_annotation_polygons
+
+            self._gt = read_annotation_polygons(self.val_ground_truth) if self.val_ground_truth else {}
+        return self._gt
 
     def on_validation_epoch_end(self) -> None:
         per_image = dict(zip(self._val_names, self.evaluator.per_image(), strict=True))
         summed = total(list(gather_per_image(per_image).values()), self.evaluator.metric)
         for key, value in summed.metrics().items():
+            value = torch.tensor(float(value), dtype=torch.float64)  # float32 (Lightning's default) loses digits
             self.log(f"val/{key}", value, prog_bar=key == "hmean", sync_dist=False, rank_zero_only=False)
 
     def on_fit_end(self) -> None:

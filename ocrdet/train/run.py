@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ocrdet.atomic import atomic_write_text
+from ocrdet.data.io.format import split_paths
 from ocrdet.data.pipeline import ensure_data, make_datamodule
 from ocrdet.train.callbacks import SkippedSamples, ThroughputMonitor, TorchProfilerCallback
 from ocrdet.train.checkpointing import AtomicCheckpointIO, StopOnSignal
@@ -41,6 +42,7 @@ def fit(config: TrainConfig) -> Path:
         eval_size=d.eval_size,
         eval_workers=config.eval_workers,
         compile=config.compile,
+        val_ground_truth=None if d.urls else str(split_paths(d.root, d.val_split)[1]),
     )
     checkpoints = run_dir / "checkpoints"
     checkpoint = ModelCheckpoint(
