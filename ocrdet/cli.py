@@ -8,8 +8,10 @@ import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ocrdet.data.io.decode import IMAGE_SUFFIXES, ImageDecodeError
+if TYPE_CHECKING:  # decode loads PIL, simplejpeg and OpenCV: only the commands that read images import it
+    from ocrdet.data.io.decode import ImageDecodeError
 
 PREDICTION_SUFFIXES = (".csv", ".json")
 ELSEWHERE = "write elsewhere (--out, run_dir=, data.cache_dir=)"
@@ -29,6 +31,8 @@ def count(n: int, noun: str) -> str:
 
 def _image_paths(items: list[str]) -> list[Path]:
     """Files as given; folders expanded to the images they hold (sorted)."""
+    from ocrdet.data.io.decode import IMAGE_SUFFIXES
+
     paths: list[Path] = []
     for item in map(Path, items):
         if item.is_dir():

@@ -63,6 +63,7 @@ from ocrdet.eval.geometry import (
     GRID,
     box_overlap,
     candidate_pairs,
+    convex_intersection_area,
     polygon_set,
     polygonal,
 )
@@ -232,50 +233,54 @@ def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(starts, dtype=np.int64) - before, lengths) + np.arange(lengths.sum())
 
 
-@dataclass(frozen=True)
 class Boxes:
     """Polygons of one side of an image under CLEval's box types: ``quad`` (n,) bool, ``quads`` (n, 4, 2)
-    float64 points as given (zeros for POLY), ``cut`` the truncated ones, ``geoms`` (n,) valid polygonal
-    regions, ``area`` (n,) and ``bounds`` (n, 4) covering both the given points and the region."""
+    float64 points as given (zeros for POLY), ``cut`` the truncated ones, ``convex`` (n,) bool (a quad whose
+    truncated ring is convex: intersected in numpy), ``area`` (n,), ``bounds`` (n, 4) covering both the given
+    points and the region, and ``geoms_at`` the valid polygonal regions (shapely, built on first use)."""
 
-    polys: list[np.ndarray]
-    quad: np.ndarray
-    quads: np.ndarray
-    cut: np.ndarray
-    geoms: np.ndarray
-    area: np.ndarray
-    bounds: np.ndarray
+    def __init__(self, polys: list[np.ndarray]) -> None:
+        n = len(polys)
+        self.quad = quad = np.array([len(p) == 4 for p in polys], dtype=bool)
+        self.polys = polys = [p if q else poly_points(p) for p, q in zip(polys, quad, strict=True)]
+        self.quads = np.zeros((n, 4, 2))
+        if quad.any():
+            self.quads[quad] = np.stack([p for p, q in zip(polys, quad, strict=True) if q])
+        self.cut = np.trunc(self.quads)
+        self.area = np.zeros(n)
+        self.bounds = np.zeros((n, 4))
+        self.convex = np.zeros(n, dtype=bool)
+        self._geoms = np.full(n, None, dtype=object)
+        if n:
+            self.bounds[:] = np.array([[*p.min(axis=0), *p.max(axis=0)] for p in polys]).reshape(n, 4)
+        self._qi = qi = np.flatnonzero(quad)
+        pi = np.flatnonzero(~quad)
+        self._quad_set = polygon_set(list(self.cut[qi]))
+        if len(qi):
+            qs = self._quad_set
+            self.area[qi] = qs.area
+            self.convex[qi] = qs.convex
+            self.bounds[qi, :2] = np.minimum(self.bounds[qi, :2], qs.bounds[:, :2])
+            self.bounds[qi, 2:] = np.maximum(self.bounds[qi, 2:], qs.bounds[:, 2:])
+        if len(pi):
+            sizes = [len(polys[i]) for i in pi]
+            rings = shapely.linearrings(
+                np.concatenate([polys[i] for i in pi]), indices=np.repeat(np.arange(len(pi)), sizes)
+            )
+            regions = polygonal(shapely.buffer(shapely.polygons(rings), 0))
+            self._geoms[pi], self.area[pi] = regions, shapely.area(regions)
+            self.bounds[pi] += [-1, -1, 1, 1]  # the interpolated centres are truncated with int(): up to 1 px out
+
+    def geoms_at(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        missing = np.unique(idx[np.equal(self._geoms[idx], None)])
+        if len(missing):
+            self._geoms[missing] = self._quad_set.geoms_at(np.searchsorted(self._qi, missing))
+        return self._geoms[idx]
 
 
 def make_boxes(polys: list[np.ndarray]) -> Boxes:
-    n = len(polys)
-    quad = np.array([len(p) == 4 for p in polys], dtype=bool)
-    polys = [p if q else poly_points(p) for p, q in zip(polys, quad, strict=True)]
-    quads = np.zeros((n, 4, 2))
-    if quad.any():
-        quads[quad] = np.stack([p for p, q in zip(polys, quad, strict=True) if q])
-    cut = np.trunc(quads)
-    geoms = np.empty(n, dtype=object)
-    area = np.zeros(n)
-    bounds = np.zeros((n, 4))
-    if n:
-        raw = np.array([[*p.min(axis=0), *p.max(axis=0)] for p in polys]).reshape(n, 4)
-        bounds[:] = raw
-    qi, pi = np.flatnonzero(quad), np.flatnonzero(~quad)
-    if len(qi):
-        qs = polygon_set(list(cut[qi]))
-        geoms[qi], area[qi] = qs.geoms, qs.area
-        bounds[qi, :2] = np.minimum(bounds[qi, :2], qs.bounds[:, :2])
-        bounds[qi, 2:] = np.maximum(bounds[qi, 2:], qs.bounds[:, 2:])
-    if len(pi):
-        sizes = [len(polys[i]) for i in pi]
-        rings = shapely.linearrings(
-            np.concatenate([polys[i] for i in pi]), indices=np.repeat(np.arange(len(pi)), sizes)
-        )
-        regions = polygonal(shapely.buffer(shapely.polygons(rings), 0))
-        geoms[pi], area[pi] = regions, shapely.area(regions)
-        bounds[pi] += [-1, -1, 1, 1]  # the interpolated centres are truncated with int(): up to 1 px outside
-    return Boxes(polys, quad, quads, cut, geoms, area, bounds)
+    return Boxes(polys)
 
 
 def char_counts(gt: Boxes, ignore: np.ndarray, texts: Sequence[str | None] | None) -> np.ndarray:
@@ -305,7 +310,7 @@ def inside(det: Boxes, dets: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.nda
     out = np.zeros(len(dets), dtype=bool)
     q = det.quad[dets]
     out[q] = inside_quads(det.cut[dets[q]], x[q], y[q])
-    out[~q] = shapely.contains_xy(det.geoms[dets[~q]], x[~q], y[~q])
+    out[~q] = shapely.contains_xy(det.geoms_at(dets[~q]), x[~q], y[~q])
     return out
 
 
@@ -378,11 +383,16 @@ def cleval_image(
     det_area = det.area[pd]
     bound = box_overlap(gt.bounds[pg], det.bounds[pd]) >= c * det_area * (1 - AP_SLACK)
     todo = np.flatnonzero((det_area > 0) & ((pair_pcc > 0) | (ignore[pg] & bound)))
-    gt_geoms = _without_care_parts(gt.geoms, gt.bounds, ignore)
+    reduced = _without_care_parts(gt, ignore)
+    g, d = pg[todo], pd[todo]
+    fast = gt.convex[g] & det.convex[d] & np.equal(reduced[g], None)
+    inter = np.empty(len(todo))
+    inter[fast] = convex_intersection_area(det.cut[d[fast]], gt.cut[g[fast]])
+    slow = np.flatnonzero(~fast)
+    regions = np.where(np.equal(reduced[g[slow]], None), gt.geoms_at(g[slow]), reduced[g[slow]])
+    inter[slow] = shapely.area(shapely.intersection(regions, det.geoms_at(d[slow])))
     ap = np.zeros((n_gt, n_det), dtype=np.float32)
-    ap[pg[todo], pd[todo]] = (
-        shapely.area(shapely.intersection(gt_geoms[pg[todo]], det.geoms[pd[todo]])) / det_area[todo]
-    )
+    ap[g, d] = inter / det_area[todo]
 
     det_ignore = dont_care_detections(ap, pcc, ignore, c)
     match = match_matrix(ap, pcc, ~ignore, ~det_ignore, c)
@@ -401,21 +411,22 @@ def cleval_image(
     return CLEvalCounts(char_gt, char_det, tp, split, merge, 1, recall, precision, _hmean(precision, recall))
 
 
-def _without_care_parts(geoms: np.ndarray, bounds: np.ndarray, ignore: np.ndarray) -> np.ndarray:
-    """Copy of ``geoms`` where each don't-care region has lost its overlap with care ground truth; snap-rounded
-    to ``GRID`` and polygonal, since the area-precision overlays take it as input."""
-    out = geoms.copy()
+def _without_care_parts(gt: Boxes, ignore: np.ndarray) -> np.ndarray:
+    """(n,) object: for each don't-care word that overlaps care ground truth, its region without those care
+    words (snap-rounded to ``GRID`` and polygonal, since the area-precision overlays take it as input); None
+    for every other word (its own region stands)."""
+    out = np.full(len(ignore), None, dtype=object)
     dc, care = np.flatnonzero(ignore), np.flatnonzero(~ignore)
-    gi, ci = candidate_pairs(bounds[dc], bounds[care])
+    gi, ci = candidate_pairs(gt.bounds[dc], gt.bounds[care])
     if len(gi) == 0:
         return out
-    overlapping = shapely.area(shapely.intersection(geoms[care[ci]], geoms[dc[gi]])) > 0
+    overlapping = shapely.area(shapely.intersection(gt.geoms_at(care[ci]), gt.geoms_at(dc[gi]))) > 0
     covered = np.unique(gi[overlapping])
     if len(covered) == 0:
         return out
-    covers = [shapely.union_all(geoms[care[ci[overlapping & (gi == g)]]], grid_size=GRID) for g in covered]
+    covers = [shapely.union_all(gt.geoms_at(care[ci[overlapping & (gi == g)]]), grid_size=GRID) for g in covered]
     out[dc[covered]] = polygonal(
-        shapely.difference(geoms[dc[covered]], polygonal(np.array(covers, dtype=object)), grid_size=GRID)
+        shapely.difference(gt.geoms_at(dc[covered]), polygonal(np.array(covers, dtype=object)), grid_size=GRID)
     )
     return out
 
