@@ -75,9 +75,12 @@ def check_predict_outputs(out: Path, overlay: Path | None, save_maps: Path | Non
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    from ocrdet.data.io.synth import generate_dataset
+    from ocrdet.data.io.synth import generate_dataset, synth_config
 
-    counts = generate_dataset(Path(args.out), args.train, args.val, args.test, seed=args.seed, force=args.force)
+    config = synth_config(args.preset, args.level)
+    counts = generate_dataset(
+        Path(args.out), args.train, args.val, args.test, seed=args.seed, force=args.force, config=config
+    )
     print(f"wrote {counts} synthetic receipts to {args.out}")
 
 
@@ -131,7 +134,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from ocrdet.data.io.predictions import write_predictions
     from ocrdet.infer import Detector
 
-    overrides = {k: v for k, v in (("box_thresh", args.box_thresh), ("unclip_ratio", args.unclip_ratio)) if v}
+    chosen = (("thresh", args.thresh), ("box_thresh", args.box_thresh), ("unclip_ratio", args.unclip_ratio))
+    overrides = {k: v for k, v in chosen if v is not None}
+    scale = {"eval_size": args.eval_size, "max_side": args.max_side}
     given = [args.checkpoint] if args.checkpoint else []
     if not (args.onnx or given):
         raise SystemExit("ocrdet predict: give a checkpoint before the images, or --onnx MODEL.onnx")
@@ -140,11 +145,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
     paths = _image_paths([*given, *args.images] if args.onnx else args.images)  # --onnx: every positional is an image
     check_distinct_names(paths)
     if args.onnx:
-        detector = Detector.from_onnx(args.onnx, device=args.device, **overrides)
+        detector = Detector.from_onnx(args.onnx, device=args.device, **scale, **overrides)
     else:
-        detector = Detector.from_checkpoint(args.checkpoint, device=args.device, **overrides)
+        detector = Detector.from_checkpoint(args.checkpoint, device=args.device, **scale, **overrides)
     failed: list[ImageDecodeError] = []
-    predictions = detector.detect_files(paths, overlay, maps, on_error=lambda exc: _report_bad_image(exc, failed))
+    predictions = detector.detect_files(
+        paths, overlay, maps, on_error=lambda exc: _report_bad_image(exc, failed), overlay_scale=args.overlay_scale
+    )
     write_predictions(predictions, args.out)
     n = sum(len(p) for p in predictions.values())
     print(
@@ -153,6 +160,23 @@ def cmd_predict(args: argparse.Namespace) -> None:
     )
     if failed:
         raise SystemExit(f"ocrdet predict: {len(failed)} of {count(len(paths), 'image')} could not be read")
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from ocrdet.data.io.format import load_annotations, split_paths
+    from ocrdet.eval.evaluate import ground_truth
+    from ocrdet.eval.tune import DEFAULT_GRIDS, TUNED_KEY, detector_maps, format_tune, store_postprocess, tune
+    from ocrdet.infer import Detector
+
+    image_dir, gt_path = split_paths(args.data, args.split)
+    gts = ground_truth(load_annotations(gt_path))
+    detector = Detector.from_checkpoint(args.checkpoint, device=args.device, eval_size=args.eval_size)
+    saved = detector_maps(detector, [image_dir / name for name in gts])
+    result = tune(saved, gts, detector.postprocess, args.sweep or DEFAULT_GRIDS, args.metric)
+    print(format_tune(result, detector.postprocess))
+    record = {"data": str(args.data), "split": args.split, "metric": args.metric, "hmean": result.hmean}
+    store_postprocess(args.checkpoint, result.config, record)
+    print(f"stored in {args.checkpoint} ({TUNED_KEY}: {record}); predict and export use these values")
 
 
 def _report_bad_image(exc: ImageDecodeError, failed: list[ImageDecodeError]) -> None:
@@ -193,6 +217,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         _write_json(result.to_json(), Path(args.json))
         print(f"json: {args.json}")
+    if args.by_height:
+        from ocrdet.eval.by_height import evaluate_by_height, format_by_height
+
+        print(format_by_height(evaluate_by_height(args.gt, args.pred, args.by_height, args.height_side)))
+    if args.overlay:
+        from ocrdet.overlay import write_evaluation_overlays
+
+        count = write_evaluation_overlays(args.gt, args.pred, Path(args.overlay), args.images, args.overlay_scale)
+        print(
+            f"{count} overlays in {args.overlay} (ground truth: matched green, missed orange, don't care grey;"
+            " detections: matched blue, false positive red)"
+        )
 
 
 def _write_json(data: object, path: Path | None) -> None:
@@ -289,11 +325,32 @@ def cmd_profile(args: argparse.Namespace) -> None:
     from ocrdet.data.transforms.profile import profile_transforms
 
     source = FolderSource(args.data, args.split, long_side=args.long_side or CACHE_LONG_SIDE)
+    if args.what == "text-size":
+        _profile_text_size(args, source)
+        return
     samples = [(s.image, s.polygons, s.ignore) for s in map(source.get, range(min(len(source), 16)))]
     rows = profile_transforms(samples, args.n, AugmentConfig(size=args.size) if args.size else AugmentConfig())
     print(f"{'stage':<10}{'mean ms':>10}{'median ms':>11}{'p95 ms':>9}")
     for row in rows:
         print(f"{row.stage:<10}{row.mean_ms:>10.2f}{row.median_ms:>11.2f}{row.p95_ms:>9.2f}")
+
+
+def _profile_text_size(args: argparse.Namespace, source: object) -> None:
+    import numpy as np
+
+    from ocrdet.data.transforms.augment import AugmentConfig
+    from ocrdet.data.transforms.maps import TargetConfig
+    from ocrdet.data.transforms.text_size import thin_fraction
+
+    given = {"size": args.size, "scale": tuple(args.scale) if args.scale else None}
+    augment = AugmentConfig(**{k: v for k, v in given.items() if v is not None})
+    targets = TargetConfig(min_text_size=args.min_text_size) if args.min_text_size is not None else TargetConfig()
+    samples = [source.get(i) for i in range(min(len(source), args.n))]
+    share = thin_fraction(samples, augment, targets, np.random.default_rng(0))
+    print(
+        f"{share:.1%} of the text lines in training crops (size {augment.size}, zoom {augment.scale}) are thinner"
+        f" than min_text_size {targets.min_text_size:g} px and so don't care ({len(samples)} images, 4 crops each)"
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -381,6 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace an earlier synthetic set in --out (never annotations or images that synth did not write)",
     )
+    p.add_argument(
+        "--level", choices=["word", "line"], default="word", help="a box per word or per line (SROIE) (default: word)"
+    )
+    p.add_argument(
+        "--preset",
+        choices=["plain", "receipts"],
+        default="plain",
+        help="plain: the demo's look; receipts: faint ink, blur, JPEG, perspective, clutter, page scans"
+        " (default: plain)",
+    )
     p.set_defaults(func=cmd_synth)
 
     p = command("train", "train and validate; Hydra overrides, e.g. data=synth trainer.max_epochs=3", True)
@@ -416,12 +483,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="preds.csv or preds.json (checked before the model loads)")
     p.add_argument("--overlay", help="folder for PNG overlays, <image stem>.png (default: none written)")
+    p.add_argument("--overlay-scale", type=float, default=1.0, help="overlay size / image size (default: 1.0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument(
+        "--eval-size", "--size", type=int, help="letterbox side fed to the model (default: the model's data.eval_size)"
+    )
+    p.add_argument(
+        "--max-side",
+        type=int,
+        help="turn on the scale picker: pages whose text is small at --size run again at up to this side"
+        " (default: off)",
+    )
+    p.add_argument("--thresh", type=float, help="binary threshold of the probability map (default: the checkpoint's)")
     p.add_argument("--box-thresh", type=float, help="post-processing threshold (default: the checkpoint's)")
     p.add_argument("--unclip-ratio", type=float, help="polygon expansion (default: the checkpoint's)")
     p.add_argument("--save-maps", help="also write the probability maps (.npz) for `evaluate --sweep` (default: no)")
     p.add_argument("--onnx", help="run this `ocrdet export` file with onnxruntime instead of a checkpoint")
     p.set_defaults(func=cmd_predict)
+
+    p = command("tune", "choose post-processing on a data split and store it in the checkpoint")
+    p.add_argument("checkpoint", help="a training checkpoint (.ckpt), rewritten with the chosen values")
+    p.add_argument("--data", required=True, help="a data set ROOT")
+    p.add_argument("--split", required=True, help="a split you do not report results on (e.g. a held-out tune)")
+    p.add_argument("--eval-size", "--size", type=int, help="letterbox side (default: the model's data.eval_size)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--metric", choices=["hmean", "cleval"], default="hmean", help="what to maximise (default: hmean)")
+    p.add_argument(
+        "--sweep",
+        action="append",
+        help="repeatable PARAM=START:STOP:STEP, tuned in order"
+        " (default: thresh=0.2:0.5:0.05 box_thresh=0.3:0.8:0.05 unclip_ratio=1.2:2.4:0.1)",
+    )
+    p.set_defaults(func=cmd_tune)
 
     p = command("export", "export a checkpoint to ONNX (onnxruntime), checked against PyTorch")
     p.add_argument("checkpoint", help="a training checkpoint (.ckpt)")
@@ -435,6 +528,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", help="post-processing sweep over saved maps, e.g. box_thresh=0.3:0.9:0.05")
     p.add_argument("--plot", default="sweep.png", help="PNG of the sweep")
     p.add_argument("--json", metavar="OUT.json", help="also write every figure at full precision (- for stdout only)")
+    p.add_argument("--overlay", help="folder for PNGs: ground truth and predictions coloured by match state")
+    p.add_argument("--images", help="the images of --overlay (default: ROOT/images/<split> beside the GT JSON)")
+    p.add_argument("--overlay-scale", type=float, default=1.0, help="overlay size / image size (default: 1.0)")
+    p.add_argument(
+        "--by-height", type=float, nargs="+", help="also H-mean by text height: bucket edges in px (default: off)"
+    )
+    p.add_argument(
+        "--height-side",
+        type=int,
+        help="measure --by-height heights with the image's long side at this size"
+        " (e.g. the model's data.eval_size; default: the image's own pixels)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = command("bench", "speed, baseline vs ours in one run: data, validation epoch, evaluation, training")
@@ -463,13 +568,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_bench)
 
-    p = command("profile", "per-transform timing table of the training transforms")
-    p.add_argument("what", choices=["transforms"], help="what to profile")
+    p = command("profile", "transforms: per-transform timing table; text-size: share of text too thin to be learned")
+    p.add_argument("what", choices=["transforms", "text-size"], help="what to profile")
     p.add_argument("--data", required=True, help="a data set ROOT")
     p.add_argument("--split", default="train", help="split of --data")
     p.add_argument("--n", type=int, default=100, help="samples timed")
     p.add_argument("--size", type=int, help="the crop (default: data.augment.size)")
     p.add_argument("--long-side", type=int, help="images are first shrunk to this long side (default: data's)")
+    p.add_argument(
+        "--scale", type=float, nargs=2, help="text-size: crop zoom range LOW HIGH (default: data.augment.scale)"
+    )
+    p.add_argument(
+        "--min-text-size", type=float, help="text-size: lines thinner are don't care (default: data.targets')"
+    )
     p.set_defaults(func=cmd_profile)
 
     p = command("serve", "local web app: data browser, evaluation viewer, inference, run page")

@@ -13,3 +13,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"{SHARED_DATA} not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained small DBNet saved as an ocrdet checkpoint (input size 128); thresholds 0 make it find at least
+    one polygon on any image."""
+    from dataclasses import asdict
+
+    import torch
+
+    from ocrdet.model.dbnet import DBNet, ModelConfig
+    from ocrdet.model.postprocess import PostprocessConfig
+
+    config = ModelConfig(backbone="resnet10t", inner_channels=16, neck_channels=16)
+    model = DBNet(config)
+    hparams = {
+        "model": asdict(config),
+        "postprocess": asdict(PostprocessConfig(thresh=0.0, box_thresh=0.0)),
+        "input_size": 128,
+    }
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
+    return path

@@ -68,6 +68,10 @@ class SynthRequest:
     train: int = 0
     val: int = 0
     seed: int = 0
+    level: str = "word"
+    """``word`` or ``line`` boxes (``SynthConfig.level``)."""
+    preset: str = "plain"
+    """The look, a key of ``ocrdet.data.io.synth.PRESETS``."""
 
 
 @dataclass

@@ -15,7 +15,7 @@ import lightning as L
 
 from ocrdet.data.check import Problem
 from ocrdet.data.config import Backend, DataConfig, SynthRequest
-from ocrdet.data.io.synth import generate_dataset
+from ocrdet.data.io.synth import generate_dataset, synth_config
 from ocrdet.data.loaders.native import DetectionDataset, collate, make_loader
 from ocrdet.data.sources.base import Source
 from ocrdet.data.sources.cache import CacheSource
@@ -60,7 +60,8 @@ def ensure_data(root: str | Path, synth: SynthRequest) -> Path:
     root = Path(root)
     if not root.exists() and synth.train > 0:
         print(f"generating {synth.train}+{synth.val} synthetic receipts in {root}")
-        generate_dataset(root, synth.train, synth.val, seed=synth.seed)
+        config = synth_config(synth.preset, synth.level)
+        generate_dataset(root, synth.train, synth.val, seed=synth.seed, config=config)
     if not root.exists():
         raise FileNotFoundError(f"data root {root} does not exist (expected {root}/images/<split>, {root}/jsons/)")
     return root

@@ -22,7 +22,7 @@ from ocrdet.data.io.errors import AnnotationError
 from ocrdet.eval.cleval import CLEvalConfig, CLEvalCounts
 from ocrdet.eval.files import GroundTruth, MetricInputWarning, read_detections, read_ground_truth
 from ocrdet.eval.files import warn_self_intersecting as warn_self_intersecting
-from ocrdet.eval.iou_hmean import AREA_PRECISION_THRESHOLD, IOU_THRESHOLD, ImageCounts
+from ocrdet.eval.iou_hmean import AREA_PRECISION_THRESHOLD, IOU_THRESHOLD, ImageCounts, match_pairs
 from ocrdet.eval.metrics import METRICS, metric_class
 
 if TYPE_CHECKING:
@@ -49,6 +49,19 @@ def score_images(metric: str, gts: Sequence[GroundTruth], dets: Sequence[Sequenc
 def image_figures(counts: Counts) -> dict[str, float]:
     """One image's precision / recall / hmean (+ counts) by the metric's per-image rule."""
     return next(cls for cls in METRICS.values() if isinstance(counts, cls.Counts)).image_figures(counts)
+
+
+def match_states(
+    gt_polys: Sequence[np.ndarray], gt_ignore: np.ndarray, det_polys: Sequence[np.ndarray]
+) -> tuple[list[str], list[str]]:
+    """One image's ground-truth states (``matched`` / ``missed`` / ``ignore``) and detection states
+    (``matched`` / ``false_positive`` / ``ignore``), in polygon order, from the IoU metric's own pairs."""
+    match = match_pairs(gt_polys, gt_ignore, det_polys)
+    gt = ["ignore" if flag else "missed" for flag in gt_ignore]
+    det = ["ignore" if flag else "false_positive" for flag in match.det_dont_care]
+    for g, d in zip(match.gt.tolist(), match.det.tolist(), strict=True):
+        gt[g] = det[d] = "matched"
+    return gt, det
 
 
 def total(counts: Sequence[Counts], metric: str) -> Counts:

@@ -8,8 +8,7 @@ from pathlib import Path
 from ocrdet.data.io.decode import ImageDecodeError
 from ocrdet.data.io.format import Annotations
 from ocrdet.data.io.predictions import Predictions
-from ocrdet.eval.evaluate import align_predictions, ground_truth, image_figures, score_images, total
-from ocrdet.eval.iou_hmean import match_pairs
+from ocrdet.eval.evaluate import align_predictions, ground_truth, image_figures, match_states, score_images, total
 from ocrdet.infer import Detector
 
 
@@ -26,13 +25,7 @@ class Evaluation:
         """One image's ground-truth states (``matched`` / ``missed`` / ``ignore``) and detection states
         (``matched`` / ``false_positive`` / ``ignore``), in polygon order."""
         polys, ignore = self.annotations.images[name].polygons()
-        dets = self.predictions.get(name, [])
-        match = match_pairs(polys, ignore, dets)
-        gt = ["ignore" if flag else "missed" for flag in ignore]
-        det = ["ignore" if flag else "false_positive" for flag in match.det_dont_care]
-        for g, d in zip(match.gt.tolist(), match.det.tolist(), strict=True):
-            gt[g] = det[d] = "matched"
-        return gt, det
+        return match_states(polys, ignore, self.predictions.get(name, []))
 
 
 def evaluate(annotations: Annotations, predictions: Predictions, source: str) -> Evaluation:

@@ -20,9 +20,29 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ocrdet.atomic import atomic_open
-from ocrdet.checkpoint import read_checkpoint
+from ocrdet.checkpoint import CheckpointError, read_checkpoint
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Copy the ``model.*`` weights of the checkpoint at ``path`` into ``model`` (``init=CKPT``).
+
+    The file is read as data only (``read_checkpoint``); CheckpointError names it when it holds no ocrdet model
+    weights or they do not fit ``model`` (another backbone or width).
+    """
+    ckpt = read_checkpoint(path)
+    state = ckpt.get("state_dict")
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")} if state else {}
+    if not weights:
+        raise CheckpointError(f"{path}: no model weights to start from (not an ocrdet checkpoint)")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        reason = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise CheckpointError(
+            f"{path}: its weights do not fit this run's model (set the same model.* as it was trained with): {reason}"
+        ) from None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

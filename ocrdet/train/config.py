@@ -53,6 +53,9 @@ class TrainConfig:
     run_dir: str = "runs/latest"
     ckpt_path: str | None = None
     resume: bool = False
+    init: str | None = None
+    """A checkpoint whose model weights start this run (fine-tuning): optimizer, schedule and step count start
+    fresh, and nothing is downloaded (``model.pretrained`` is ignored). Not with ``resume`` or ``ckpt_path``."""
     eval_workers: int = 1
     compile: bool = False
     profile_steps: int = 0

@@ -14,7 +14,7 @@ from ocrdet.atomic import atomic_write_text
 from ocrdet.data.io.format import split_paths
 from ocrdet.data.pipeline import ensure_data, make_datamodule
 from ocrdet.train.callbacks import SkippedSamples, ThroughputMonitor, TorchProfilerCallback
-from ocrdet.train.checkpointing import AtomicCheckpointIO, StopOnSignal
+from ocrdet.train.checkpointing import AtomicCheckpointIO, StopOnSignal, load_model_weights
 from ocrdet.train.config import TrainConfig
 from ocrdet.train.module import DBNetModule
 from ocrdet.train.progress import StderrProgressBar
@@ -33,9 +33,11 @@ def fit(config: TrainConfig) -> Path:
     d = config.data
     if not d.urls:
         ensure_data(d.root, config.synth)
+    if config.init and (config.resume or config.ckpt_path):
+        raise ValueError("init= starts a new run from a checkpoint's weights; resume/ckpt_path continue one: pick one")
     datamodule = make_datamodule(d, config.seed)
     module = DBNetModule(
-        config.model,
+        dataclasses.replace(config.model, pretrained=False) if config.init else config.model,
         config.loss,
         config.optim,
         config.postprocess,
@@ -44,6 +46,8 @@ def fit(config: TrainConfig) -> Path:
         compile=config.compile,
         val_ground_truth=None if d.urls else str(split_paths(d.root, d.val_split)[1]),
     )
+    if config.init:
+        load_model_weights(module.model, config.init)
     checkpoints = run_dir / "checkpoints"
     checkpoint = ModelCheckpoint(
         dirpath=checkpoints, filename="best", monitor="val/hmean", mode="max", enable_version_counter=False

@@ -13,7 +13,7 @@ import functools
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -97,6 +97,48 @@ class SynthConfig:
     exif_orientations: tuple[int, ...] = (2, 3, 6, 8)
     font_dir: Path = Path("/usr/share/fonts/truetype/dejavu")
     """DejaVu TTFs; Pillow's built-in font is used for any file missing here."""
+    level: str = "word"
+    """``word``: one box per word (the competitions' convention); ``line``: one box per run of words on a line,
+    enclosing them (SROIE's)."""
+    faint_fraction: float = 0.0
+    """Receipts printed with faint, uneven ink (a worn thermal head, a fading ribbon)."""
+    faint_ink: tuple[float, float] = (0.15, 0.7)
+    """Ink strength of a faint receipt, varying smoothly across the paper (1 = as printed)."""
+    perspective: float = 0.0
+    """Largest corner displacement of a perspective warp, as a fraction of the image side (0 = none)."""
+    clutter_fraction: float = 0.0
+    """Receipts with unlabelled handwriting strokes and stamps on them."""
+    page_fraction: float = 0.0
+    """Receipts scanned small on a large page (an A4 flatbed scan)."""
+    page_scale: tuple[float, float] = (0.35, 0.6)
+    """Receipt height over page height on such a page."""
+
+
+LEVELS = ("word", "line")
+PRESETS = {
+    "plain": SynthConfig(),
+    "receipts": SynthConfig(
+        ink_level=(0, 110),
+        blur_sigma=(0.2, 1.4),
+        jpeg_quality=(30, 95),
+        faint_fraction=0.3,
+        perspective=0.04,
+        clutter_fraction=0.3,
+        page_fraction=0.2,
+    ),
+}
+"""``ocrdet synth --preset``: ``plain`` is the embedded default's look; ``receipts`` adds what real scanned receipts
+show (faint and uneven ink, more blur, JPEG artefacts, perspective, handwriting and stamps, small receipts on a
+large page)."""
+
+
+def synth_config(preset: str = "plain", level: str = "word") -> SynthConfig:
+    """The generator settings of a ``PRESETS`` look with boxes at ``level``."""
+    if preset not in PRESETS:
+        raise ValueError(f"synth preset must be one of {tuple(PRESETS)}, got {preset!r}")
+    if level not in LEVELS:
+        raise ValueError(f"synth level must be one of {LEVELS}, got {level!r}")
+    return replace(PRESETS[preset], level=level)
 
 
 @dataclass(frozen=True)
@@ -127,6 +169,8 @@ class _Placed:
     ignore: bool
     bottom: int
     """Lowest y the glyphs may reach."""
+    run: int
+    """Index of the run of words on one line (left part, right part) it belongs to: one box at ``level="line"``."""
 
 
 @functools.lru_cache(maxsize=512)
@@ -193,6 +237,8 @@ def render_receipt(rng: np.random.Generator, config: SynthConfig = SynthConfig()
     Returns a uint8 (H, W, 3) RGB image and its words; points are (4, 2) boxes in image pixels,
     clockwise from top-left, each at least the rotation margin away from the image border.
     """
+    if config.level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {config.level!r}")
     width, height = (int(rng.integers(lo, hi + 1)) for lo, hi in (config.width, config.height))
     safe = math.ceil(math.sin(math.radians(config.max_rotation) / 2) * math.hypot(width, height)) + 2
     paper_w = round(width * rng.uniform(*config.paper_width))
@@ -221,13 +267,34 @@ def render_receipt(rng: np.random.Generator, config: SynthConfig = SynthConfig()
     image[max(paper_y0, 0) : min(paper_bottom, height), paper_x0 : paper_x0 + paper_w] = np.round(paper)
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
-    words = []
+    runs: dict[int, list[tuple[_Placed, tuple[float, float, float, float]]]] = {}
     for p in placed:
         draw.text(p.xy, p.text, font=p.font, fill=style.ink, anchor="ls")
-        left, up, right, down = draw.textbbox(p.xy, p.text, font=p.font, anchor="ls")
+        runs.setdefault(p.run if config.level == "line" else id(p), []).append(
+            (p, draw.textbbox(p.xy, p.text, font=p.font, anchor="ls"))
+        )
+    words = []
+    for run in runs.values():
+        left, up = min(b[0] for _, b in run), min(b[1] for _, b in run)
+        right, down = max(b[2] for _, b in run), max(b[3] for _, b in run)
         box = [(left, up), (right, up), (right, down), (left, down)]
-        words.append(Word(points=box, transcription=p.text, illegibility=p.ignore))
-    return np.asarray(canvas), words
+        text = " ".join(p.text for p, _ in run)
+        words.append(Word(points=box, transcription=text, illegibility=run[0][0].ignore))
+    printed = np.asarray(canvas)
+    if config.faint_fraction > 0 and rng.random() < config.faint_fraction:
+        printed = _fade_ink(rng, image, printed, config.faint_ink)
+    return printed, words
+
+
+def _fade_ink(
+    rng: np.random.Generator, paper: np.ndarray, printed: np.ndarray, strength: tuple[float, float]
+) -> np.ndarray:
+    """``printed`` with its ink (the difference from ``paper``) weakened by a smooth random field in ``strength``."""
+    height, width = paper.shape[:2]
+    coarse = rng.uniform(*strength, size=(int(rng.integers(2, 6)), int(rng.integers(2, 6)))).astype(np.float32)
+    field = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)[..., None]
+    base = paper.astype(np.float32)
+    return np.clip(base + (printed.astype(np.float32) - base) * field, 0, 255).astype(np.uint8)
 
 
 def _layout(
@@ -246,7 +313,7 @@ def _layout(
         y += round(size * style.spacing)
         if line.separator:
             text = line.left * int((x1 - x0) / font.getlength(line.left))
-            placed.append(_Placed(text, (x0, baseline), font, True, baseline + descent))
+            placed.append(_Placed(text, (x0, baseline), font, True, baseline + descent, len(placed)))
             continue
         gap = font.getlength("  ")
         right_words = line.right.split()
@@ -258,8 +325,9 @@ def _layout(
             start = x0
         segments = [(left_words, start), (right_words, math.floor(x1 - right_width))]
         for words, x in segments:
+            run = len(placed)
             for word in words:
-                placed.append(_Placed(word, (round(x), baseline), font, False, baseline + descent))
+                placed.append(_Placed(word, (round(x), baseline), font, False, baseline + descent, run))
                 x += font.getlength(word + " ")
     return placed, True
 
@@ -276,19 +344,79 @@ def _degrade(rng: np.random.Generator, image: np.ndarray, config: SynthConfig) -
     return cv2.merge([cv2.add(cv2.multiply(c, light, dtype=cv2.CV_32F), noise, dtype=cv2.CV_8U) for c in channels])
 
 
+def _perspective(
+    rng: np.random.Generator, image: np.ndarray, polygons: list[np.ndarray], amount: float
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A random perspective warp (corners moved by up to ``amount`` x the image side), pixels and polygons."""
+    height, width = image.shape[:2]
+    corners = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    moved = corners + rng.uniform(-amount, amount, size=(4, 2)).astype(np.float32) * np.float32([width, height])
+    matrix = cv2.getPerspectiveTransform(corners, moved)
+    warped = cv2.warpPerspective(
+        image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return warped, [cv2.perspectiveTransform(p.reshape(-1, 1, 2).astype(np.float64), matrix)[:, 0] for p in polygons]
+
+
+def _clutter(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Unlabelled marks people leave on receipts: handwriting-like strokes and ring stamps, in pen colours."""
+    height, width = image.shape[:2]
+    out = image.copy()
+    pens = ((25, 40, 140), (30, 30, 35), (170, 30, 40))
+    for _ in range(int(rng.integers(1, 4))):
+        colour = tuple(int(c) for c in pens[rng.integers(0, len(pens))])
+        start = rng.uniform((0, 0), (width, height))
+        steps = rng.normal(0, 1, size=(int(rng.integers(20, 60)), 2)) * rng.uniform(3, 9)
+        steps[:, 0] += rng.uniform(1, 4)  # writing runs left to right
+        points = np.cumsum(np.vstack([start, steps]), axis=0).round().astype(np.int32)
+        cv2.polylines(out, [points.reshape(-1, 1, 2)], False, colour, int(rng.integers(1, 4)), cv2.LINE_AA)
+    if rng.random() < 0.5:
+        colour = tuple(int(c) for c in pens[rng.integers(0, len(pens))])
+        centre = tuple(int(v) for v in rng.uniform((0, 0), (width, height)))
+        radius = int(rng.uniform(0.05, 0.15) * min(width, height))
+        cv2.circle(out, centre, radius, colour, int(rng.integers(2, 5)), cv2.LINE_AA)
+        cv2.circle(out, centre, max(radius - 8, 2), colour, 1, cv2.LINE_AA)
+    return out
+
+
+def _on_page(
+    rng: np.random.Generator, image: np.ndarray, polygons: list[np.ndarray], config: SynthConfig
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The receipt image laid small on a large light page (an A4 scan): pixels and polygons."""
+    height, width = image.shape[:2]
+    page_h = round(height / rng.uniform(*config.page_scale))
+    page_w = max(round(page_h / math.sqrt(2)), width + 2)
+    level = rng.uniform(225, 250)
+    page = np.clip(rng.normal(level, 2.0, size=(page_h, page_w, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)
+    x0, y0 = int(rng.integers(0, page_w - width + 1)), int(rng.integers(0, page_h - height + 1))
+    page[y0 : y0 + height, x0 : x0 + width] = image
+    return page, [p + np.array([x0, y0], dtype=np.float64) for p in polygons]
+
+
 def synth_image(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -> tuple[bytes, ImageAnnotation]:
-    """One finished sample: JPEG bytes and its annotation, points in the stored pixel frame."""
+    """One finished sample: JPEG bytes and its annotation, points in the stored pixel frame.
+
+    The variations that ``SynthConfig`` leaves at 0 draw nothing from ``rng``: the default images stay as they were.
+    """
     image, words = render_receipt(rng, config)
     height, width = image.shape[:2]
     # Rotation about the image centre; the half-pixel centre convention shifts points by < 0.03 px at 3 degrees.
     rotation = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-1, 1) * config.max_rotation, 1.0)
     image = cv2.warpAffine(image, rotation, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    polygons = [transform_points(np.vstack([rotation, (0.0, 0.0, 1.0)]), w.polygon()) for w in words]
+    if config.perspective > 0:
+        image, polygons = _perspective(rng, image, polygons, config.perspective)
+    if config.clutter_fraction > 0 and rng.random() < config.clutter_fraction:
+        image = _clutter(rng, image)
     image = _degrade(rng, image, config)
-    to_stored = np.vstack([rotation, (0.0, 0.0, 1.0)])
+    if config.page_fraction > 0 and rng.random() < config.page_fraction:
+        image, polygons = _on_page(rng, image, polygons, config)
+        height, width = image.shape[:2]
+    to_stored = np.eye(3)
     save_args: dict[str, object] = {"quality": int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))}
     if rng.random() < config.exif_fraction:
         orientation = config.exif_orientations[rng.integers(0, len(config.exif_orientations))]
-        to_stored = orientation_matrix(INVERSE_ORIENTATION[orientation], width, height) @ to_stored
+        to_stored = orientation_matrix(INVERSE_ORIENTATION[orientation], width, height)
         image = np.ascontiguousarray(apply_orientation(image, INVERSE_ORIENTATION[orientation]))
         exif = Image.Exif()
         exif[ORIENTATION_TAG] = orientation
@@ -296,8 +424,8 @@ def synth_image(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", **save_args)
     stored = {}
-    for word_id, word in enumerate(words):
-        points = np.round(transform_points(to_stored, word.polygon()), 2)
+    for word_id, (word, polygon) in enumerate(zip(words, polygons, strict=True)):
+        points = np.round(transform_points(to_stored, polygon), 2)
         stored[f"{word_id:04d}"] = word.model_copy(update={"points": [(float(x), float(y)) for x, y in points]})
     return buffer.getvalue(), ImageAnnotation(words=stored, img_w=image.shape[1], img_h=image.shape[0])
 
