@@ -438,15 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace an earlier synthetic set in --out (never annotations or images that synth did not write)",
     )
-    p.add_argument(
-        "--level", choices=["word", "line"], default="word", help="a box per word or per line (SROIE) (default: word)"
-    )
+    p.add_argument("--level", choices=["word", "line"], default="word", help="a box per word or per line (SROIE)")
     p.add_argument(
         "--preset",
         choices=["plain", "receipts"],
         default="plain",
-        help="plain: the demo's look; receipts: faint ink, blur, JPEG, perspective, clutter, page scans"
-        " (default: plain)",
+        help="the look: receipts adds faint ink, blur, JPEG, clutter, page scans",
     )
     p.set_defaults(func=cmd_synth)
 
@@ -483,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="preds.csv or preds.json (checked before the model loads)")
     p.add_argument("--overlay", help="folder for PNG overlays, <image stem>.png (default: none written)")
-    p.add_argument("--overlay-scale", type=float, default=1.0, help="overlay size / image size (default: 1.0)")
+    p.add_argument("--overlay-scale", type=float, default=1.0, help="overlay size / image size")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument(
         "--eval-size", "--size", type=int, help="letterbox side fed to the model (default: the model's data.eval_size)"
@@ -507,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", required=True, help="a split you do not report results on (e.g. a held-out tune)")
     p.add_argument("--eval-size", "--size", type=int, help="letterbox side (default: the model's data.eval_size)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--metric", choices=["hmean", "cleval"], default="hmean", help="what to maximise (default: hmean)")
+    p.add_argument("--metric", choices=["hmean", "cleval"], default="hmean", help="what to maximise")
     p.add_argument(
         "--sweep",
         action="append",
@@ -530,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT.json", help="also write every figure at full precision (- for stdout only)")
     p.add_argument("--overlay", help="folder for PNGs: ground truth and predictions coloured by match state")
     p.add_argument("--images", help="the images of --overlay (default: ROOT/images/<split> beside the GT JSON)")
-    p.add_argument("--overlay-scale", type=float, default=1.0, help="overlay size / image size (default: 1.0)")
+    p.add_argument("--overlay-scale", type=float, default=1.0, help="overlay size / image size")
     p.add_argument(
         "--by-height", type=float, nargs="+", help="also H-mean by text height: bucket edges in px (default: off)"
     )

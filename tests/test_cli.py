@@ -120,7 +120,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
     return action.choices
 
 
-@pytest.mark.parametrize("name", ["synth", "predict", "demo", "serve", "bench", "train", "config"])
+@pytest.mark.parametrize("name", ["synth", "predict", "tune", "evaluate", "demo", "serve", "bench", "train", "config"])
 def test_every_option_has_a_help_line_with_its_default(name):
     parser = subcommands()[name]
     text = parser.format_help()

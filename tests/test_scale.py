@@ -70,7 +70,7 @@ def test_size_overrides_the_checkpoint(tiny_checkpoint):
 
 
 def test_sizes_must_fit_the_network(tiny_checkpoint, tmp_path):
-    with pytest.raises(ValueError, match="input size must be a positive multiple of 32, got 1000"):
+    with pytest.raises(ValueError, match="eval size must be a multiple of 32, got 1000"):
         Detector(ink_model, PostprocessConfig(), eval_size=1000)
-    with pytest.raises(SystemExit, match="input max side must be a positive multiple of 32, got 2000"):
+    with pytest.raises(SystemExit, match="max side must be a multiple of 32, got 2000"):
         main(["predict", str(tiny_checkpoint), str(tmp_path), "--out", str(tmp_path / "p.csv"), "--max-side", "2000"])
