@@ -37,12 +37,15 @@ def test_train_predict_evaluate(synth_root, tmp_path, capsys):
     assert "Epoch 0: 100%" in captured.err
     for chatter in ("Tip", "limit_train_batches", "GPU available", "deprecated", "Total params"):
         assert chatter not in captured.err  # quiet by default (-v shows it)
+    assert (run / "bottleneck.txt").read_text().strip() in captured.err and "Bottleneck: " in captured.err
     ckpt = run / "checkpoints" / "last.ckpt"
     assert ckpt.exists()
     assert (run / "logs" / "version_0" / "metrics.csv").exists()
     with open(run / "logs" / "version_0" / "metrics.csv") as f:
         header = next(csv.reader(f))
     assert {"val/hmean", "val/precision", "val/recall", "train/loss"} <= set(header)
+    assert {"sys/process_cpu_pct", "sys/system_cpu_pct", "sys/rss_mb", "sys/disk_read_mb_s"} <= set(header)
+    assert {"sys/monitor_cost", "perf/data_wait"} <= set(header)
 
     preds = tmp_path / "preds.csv"
     main(

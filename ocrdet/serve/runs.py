@@ -11,7 +11,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-CURVES = ("train/loss", "val/hmean", "perf/samples_per_s", "perf/data_wait")
+CURVES = (
+    "train/loss",
+    "val/hmean",
+    "perf/samples_per_s",
+    "perf/data_wait",
+    "sys/process_cpu_pct",
+    "sys/workers_cpu_pct",
+    "sys/rss_mb",
+    "sys/gpu_util_pct",
+)
 """Columns of ``metrics.csv`` that the run page plots against ``step``."""
 
 CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")

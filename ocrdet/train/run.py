@@ -13,11 +13,13 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from ocrdet.atomic import atomic_write_text
 from ocrdet.data.io.format import split_paths
 from ocrdet.data.pipeline import ensure_data, make_datamodule
+from ocrdet.train.bottleneck import RunFacts, StageClock
 from ocrdet.train.callbacks import SkippedSamples, ThroughputMonitor, TorchProfilerCallback
 from ocrdet.train.checkpointing import AtomicCheckpointIO, StopOnSignal, load_model_weights
 from ocrdet.train.config import TrainConfig
 from ocrdet.train.module import DBNetModule
 from ocrdet.train.progress import StderrProgressBar
+from ocrdet.train.resources import ResourceMonitor, usable_cores
 from ocrdet.verbosity import settle
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -56,12 +58,21 @@ def fit(config: TrainConfig) -> Path:
     # No version counter: the last.ckpt that StopOnSignal writes must be overwritten, not kept beside last-v1.ckpt.
     last = ModelCheckpoint(dirpath=checkpoints, filename=Path(LAST_CHECKPOINT).stem, enable_version_counter=False)
     skipped = datamodule.skipped()
+    resources = ResourceMonitor(config.trainer.log_every_n_steps)
+
+    def facts() -> RunFacts:
+        device, cores, worker_cpu = trainer.strategy.root_device.type, usable_cores(), resources.worker_cpu_pct
+        t = config.trainer
+        return RunFacts(device, d.num_workers, cores, worker_cpu, t.precision, config.compile, config.eval_workers)
+
     callbacks: list[L.Callback] = [
         checkpoint,
         last,
         StopOnSignal(checkpoints / LAST_CHECKPOINT),
         SkippedSamples(run_dir / "skipped.json", d.train_split, d.val_split, skipped),
         ThroughputMonitor(config.trainer.log_every_n_steps),
+        resources,
+        StageClock(facts, run_dir / "bottleneck.txt"),
     ]
     if config.trainer.enable_progress_bar:
         callbacks.append(StderrProgressBar())

@@ -46,3 +46,13 @@ def test_a_log_that_is_not_utf8_is_named(tmp_path):
     (folder / "metrics.csv").write_bytes(b"step,train/loss\n0,1.0\n" + b"\xff\xfe,2\n")
     with pytest.raises(RunLogError, match=r"version_0/metrics.csv: not UTF-8 text \(byte 22\)"):
         read_curves(tmp_path)
+
+
+def test_resource_curves_are_read(tmp_path):
+    folder = tmp_path / "logs" / "version_0"
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_text("step,sys/process_cpu_pct,sys/rss_mb\n10,180.5,900\n20,190,910\n")
+    curves = read_curves(tmp_path)
+    assert curves["sys/process_cpu_pct"] == [(10.0, 180.5), (20.0, 190.0)]
+    assert curves["sys/rss_mb"] == [(10.0, 900.0), (20.0, 910.0)]
+    assert curves["sys/gpu_util_pct"] == []  # no GPU: never logged

@@ -8,6 +8,10 @@ const TITLES = {
   "val/hmean": "validation H-mean",
   "perf/samples_per_s": "samples / s",
   "perf/data_wait": "data-wait fraction of step time",
+  "sys/process_cpu_pct": "main process CPU % (100 = one core)",
+  "sys/workers_cpu_pct": "DataLoader workers CPU % (all together)",
+  "sys/rss_mb": "main process memory (RSS, MiB)",
+  "sys/gpu_util_pct": "GPU utilisation %",
 };
 const FRACTIONS = new Set(["val/hmean", "perf/data_wait"]);  // plotted on a fixed 0..1 axis
 const W = 420, H = 220, PAD = { left: 48, right: 12, top: 24, bottom: 28 };
