@@ -287,7 +287,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
             )
         )
     elif args.what == "val":
-        from ocrdet.bench.val_bench import bench_val, format_result
+        from ocrdet.bench.val_bench import bench_val, bottleneck, format_result
 
         checkpoint = Path(args.checkpoint) if args.checkpoint else None
         split = args.split or "val"
@@ -295,8 +295,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
             root, split, args.n, batch_size=args.batch_size, plot=plot, checkpoint=checkpoint, maps=args.maps, **sized
         )
         print(format_result(result))
+        print(bottleneck(result))
     elif args.what == "train":
-        from ocrdet.bench.train_bench import bench_train
+        from ocrdet.bench.train_bench import bench_train, bottleneck
         from ocrdet.bench.train_bench import format_table as format_train_table
 
         given = {"device": args.device, "steps": args.steps, "backbone": args.backbone, "workers": args.workers}
@@ -304,6 +305,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         chosen = {k: v for k, v in given.items() if v is not None}
         rows = bench_train(batch_size=args.batch_size, **sized, **chosen)
         print(format_train_table(rows))
+        print(bottleneck(rows))
     elif args.what == "eval":
         from ocrdet.bench.common import plot_rows
         from ocrdet.bench.eval_bench import bench_eval, bench_json, format_bench

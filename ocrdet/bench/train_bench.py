@@ -35,7 +35,9 @@ from ocrdet.data.sources.cache import CacheSource
 from ocrdet.data.sources.prepare import prepare_cache
 from ocrdet.data.transforms.augment import AugmentConfig
 from ocrdet.model.dbnet import ModelConfig
+from ocrdet.train.bottleneck import DATA, STEP, RunFacts, bottleneck_report
 from ocrdet.train.module import DBNetModule
+from ocrdet.train.resources import ResourceMonitor, usable_cores
 
 MAX_IMAGES = 16
 """Distinct synthetic receipts generated; longer runs cycle over them (each step draws new random warps)."""
@@ -55,6 +57,9 @@ class TrainBenchRow:
     steps: int
     seconds: float
     wait_seconds: float
+    compile: bool = False
+    monitor_cost: float = float("nan")
+    """Fraction of the run the resource monitor (on by default in ``ocrdet train``) took, as it measured itself."""
 
     @property
     def steps_per_s(self) -> float:
@@ -116,10 +121,17 @@ def _quiet_lightning() -> Iterator[None]:
 
 
 def _run(
-    source: SourceView, model: ModelConfig, data: DataConfig, device: str, precision: str, warmup: int, steps: int
+    source: SourceView,
+    model: ModelConfig,
+    data: DataConfig,
+    device: str,
+    precision: str,
+    warmup: int,
+    steps: int,
+    compile: bool,
 ) -> TrainBenchRow:
     L.seed_everything(SYNTH_SEED, workers=True, verbose=False)
-    clock = StepClock()
+    clock, monitor = StepClock(), ResourceMonitor(every_n_steps=max(1, (warmup + steps) // 4))
     with tempfile.TemporaryDirectory(prefix="ocrdet-bench-train-") as tmp:
         trainer = L.Trainer(
             accelerator=device,
@@ -132,10 +144,10 @@ def _run(
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,
-            callbacks=[clock],
+            callbacks=[clock, monitor],
             default_root_dir=tmp,
         )
-        module = DBNetModule(model, eval_size=data.augment.size, eval_workers=0)
+        module = DBNetModule(model, eval_size=data.augment.size, eval_workers=0, compile=compile)
         trainer.fit(module, datamodule=DetectionDataModule(NativeLoaders(data, {True: source, False: source})))
     timed, seconds, wait = throughput(clock.starts, clock.ends, warmup)
     return TrainBenchRow(
@@ -148,6 +160,8 @@ def _run(
         steps=timed,
         seconds=seconds,
         wait_seconds=wait,
+        compile=compile,
+        monitor_cost=monitor.cost_s / (clock.ends[-1] - clock.starts[0]),
     )
 
 
@@ -160,11 +174,13 @@ def bench_train(
     precisions: Sequence[str] = ("32-true", "bf16-mixed"),
     workers: int = DataConfig.num_workers,
     warmup: int = 3,
+    compile: Sequence[bool] = (False,),
 ) -> list[TrainBenchRow]:
     """Time ``steps`` training steps (after ``warmup`` more) per precision on synthetic receipts.
 
     device: ``cpu``, ``cuda`` or ``auto`` (CUDA when there is one); size: side of the square training crops;
-    workers: DataLoader worker processes. Returns one row per precision, in order.
+    workers: DataLoader worker processes; compile: run each precision with these ``compile`` settings (``torch.compile``
+    of the model). Returns one row per (compile, precision), in order.
     """
     length = (warmup + steps) * batch_size
     with tempfile.TemporaryDirectory(prefix="ocrdet-bench-train-") as tmp, _quiet_lightning():
@@ -173,7 +189,11 @@ def bench_train(
         source = SourceView(prepared, [k % len(prepared) for k in range(length)])
         data = DataConfig(root=str(root), batch_size=batch_size, num_workers=workers, augment=AugmentConfig(size=size))
         model = ModelConfig(backbone=backbone)
-        return [_run(source, model, data, device, precision, warmup, steps) for precision in precisions]
+        return [
+            _run(source, model, data, device, precision, warmup, steps, compiled)
+            for compiled in compile
+            for precision in precisions
+        ]
 
 
 def describe_device(device: str) -> str:
@@ -190,12 +210,13 @@ def describe_device(device: str) -> str:
 
 def format_table(rows: list[TrainBenchRow]) -> str:
     """The rows as a fixed-width table; ``vs first`` = steps/s relative to the first row."""
-    header = ("device", "precision", "backbone", "size", "batch", "workers", "steps", "steps/s", "samples/s",
+    header = ("device", "precision", "compile", "backbone", "size", "batch", "workers", "steps", "steps/s", "samples/s",
               "data wait", "vs first")  # fmt: skip
     lines = [header] + [
         (
             r.device,
             r.precision,
+            "yes" if r.compile else "no",
             r.backbone,
             str(r.size),
             str(r.batch_size),
@@ -209,4 +230,11 @@ def format_table(rows: list[TrainBenchRow]) -> str:
         for r in rows
     ]
     devices = ", ".join(describe_device(d) for d in dict.fromkeys(r.device for r in rows))
-    return f"{devices}; torch {torch.__version__}\n" + text_table(lines, text_columns=3)
+    return f"{devices}; torch {torch.__version__}\n" + text_table(lines, text_columns=4)
+
+
+def bottleneck(rows: Sequence[TrainBenchRow]) -> str:
+    """``bottleneck_report`` of the fastest row: the wait for data (and its copy) against the model step."""
+    row = max(rows, key=lambda r: r.steps_per_s)
+    facts = RunFacts(row.device, row.workers, usable_cores(), None, row.precision, row.compile)
+    return bottleneck_report({DATA: row.data_wait, STEP: 1 - row.data_wait}, facts)

@@ -73,6 +73,8 @@ from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.head import fp32_sigmoid, step_function
 from ocrdet.model.loss import DBLoss
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
+from ocrdet.train.bottleneck import DATA, VAL_METRIC, VAL_MODEL, RunFacts, bottleneck_report
+from ocrdet.train.resources import usable_cores
 
 STAGES = ("data", "model", "postprocess + metric")
 MAP_SOURCES = ("auto", "model", "target")
@@ -296,3 +298,13 @@ def format_result(result: ValBench) -> str:
             f"val loss  baseline {ref.loss:.4f}   ours - (validation_step computes no loss)",
         ]
     )
+
+
+def bottleneck(result: ValBench) -> str:
+    """``bottleneck_report`` of our validation epoch (data read in this process, as with 0 workers)."""
+    seconds = result.ours.seconds
+    stages = {DATA: seconds["data"], VAL_MODEL: seconds["model"], VAL_METRIC: seconds["postprocess + metric"]}
+    total_s = sum(stages.values())
+    target = device() or torch.device("cpu")
+    facts = RunFacts(target.type, 0, usable_cores(), eval_workers=EVAL_WORKERS)
+    return bottleneck_report({stage: s / total_s for stage, s in stages.items()}, facts)

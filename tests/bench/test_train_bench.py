@@ -33,7 +33,18 @@ def test_bench_train_times_the_training_steps_on_cpu():
     assert row.seconds > 0 and 0 <= row.wait_seconds < row.seconds
     assert row.samples_per_s == pytest.approx(2 * row.steps_per_s)
     assert 0 <= row.data_wait < 1
+    assert 0 < row.monitor_cost < 1 and not row.compile
     lines = format_table(rows).splitlines()
     assert lines[0].startswith("cpu (") and "torch" in lines[0]
     assert lines[1].split()[:2] == ["device", "precision"] and set(lines[2]) == {"-"}
     assert lines[3].split()[:2] == ["cpu", "32-true"] and lines[3].endswith("1.00x")
+
+
+def test_bottleneck_of_the_fastest_row():
+    from ocrdet.bench.train_bench import TrainBenchRow, bottleneck
+
+    def row(precision: str, seconds: float, wait: float) -> TrainBenchRow:
+        return TrainBenchRow("cuda", precision, "resnet18", 640, 16, 16, 10, seconds, wait)
+
+    text = bottleneck([row("32-true", 10.0, 1.0), row("bf16-mixed", 5.0, 3.0)])
+    assert text.startswith("Bottleneck: data-bound (60% of the time in data loading)")

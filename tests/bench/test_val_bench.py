@@ -40,6 +40,7 @@ def test_bench_val_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "postprocess + metric" in out and "(ms per image;" in out
     assert "post-processing the model's maps" in out and f"plot: {plot}" in out
+    assert "\nBottleneck: " in out and "% of the time in " in out
     assert plot.read_bytes()[:8] == PNG
 
 
