@@ -192,7 +192,21 @@ def cmd_export(args: argparse.Namespace) -> None:
     from ocrdet.model.export import export_checked, format_check
 
     model, postprocess, size = load_checkpoint(args.checkpoint)
-    print(format_check(export_checked(model, postprocess, size, args.onnx)))
+    if not args.int8:
+        if args.calibrate:
+            raise SystemExit("ocrdet export: --calibrate only goes with --int8")
+        print(format_check(export_checked(model, postprocess, size, args.onnx)))
+        return
+    import tempfile
+
+    from ocrdet.model.quantize import export_int8, format_int8
+
+    if not args.calibrate:
+        raise SystemExit("ocrdet export --int8: give --calibrate DATA_ROOT (real images in DATA_ROOT/images/train)")
+    with tempfile.TemporaryDirectory(prefix="ocrdet-export-") as tmp:
+        fp32 = export_checked(model, postprocess, size, Path(tmp) / "fp32.onnx")
+        print(format_check(fp32).replace(str(fp32.path), "the fp32 model"))
+        print(format_int8(export_int8(fp32.path, Path(args.onnx), args.calibrate, size)))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -275,6 +289,10 @@ def folder_mib(folder: Path) -> float:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    if args.what in ("suite", "compare"):
+        return _bench_suite(args)
+    if args.files:
+        raise SystemExit(f"ocrdet bench {args.what}: unexpected arguments {args.files}")
     root, plot = Path(args.data) if args.data else None, Path(args.plot) if args.plot else None
     sized = {"size": args.size} if args.size else {}
     if args.what == "data":
@@ -318,6 +336,30 @@ def cmd_bench(args: argparse.Namespace) -> None:
             _write_json(bench_json(result), None if args.json == "-" else Path(args.json))
     if args.plot:
         print(f"plot: {args.plot}")
+
+
+def _bench_suite(args: argparse.Namespace) -> None:
+    if args.what == "compare":
+        from ocrdet.bench.compare import compare, format_changes
+        from ocrdet.bench.suite import read_result
+
+        if len(args.files) != 2:
+            raise SystemExit("ocrdet bench compare: give OLD.json NEW.json (two `ocrdet bench suite` results)")
+        old, new = (read_result(f) for f in args.files)
+        changes = compare(old, new, args.threshold)
+        print(format_changes(changes, old, new, args.threshold))
+        if any(c.regression for c in changes):
+            raise SystemExit(1)
+        return
+    from ocrdet.bench.suite import format_suite, run_suite
+
+    if args.files or not args.json:
+        raise SystemExit("ocrdet bench suite: give --json RESULTS.json (and --plot RESULTS.png), no positionals")
+    result = run_suite(args.device or "cpu", args.quick, Path(args.json), Path(args.plot) if args.plot else None)
+    print(format_suite(result))
+    print(f"results: {args.json}" + (f", plot: {args.plot}" if args.plot else ""))
+    if result.errors:
+        raise SystemExit(f"ocrdet bench suite: {len(result.errors)} bench(es) failed: {', '.join(result.errors)}")
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
@@ -518,6 +560,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("export", "export a checkpoint to ONNX (onnxruntime), checked against PyTorch")
     p.add_argument("checkpoint", help="a training checkpoint (.ckpt)")
     p.add_argument("--onnx", required=True, help="the .onnx file to write")
+    p.add_argument("--int8", action="store_true", help="write an INT8 model (onnxruntime static quantization)")
+    p.add_argument(
+        "--calibrate",
+        help="--int8: a data set ROOT; calibrated on its images/train, H-mean checked on its val split if any",
+    )
     p.set_defaults(func=cmd_export)
 
     p = command("evaluate", "precision / recall / H-mean of predictions against ground truth")
@@ -541,8 +588,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_evaluate)
 
-    p = command("bench", "speed, baseline vs ours in one run: data, validation epoch, evaluation, training")
-    p.add_argument("what", choices=["data", "val", "eval", "train"], help="which pipeline to time")
+    p = command("bench", "speed, baseline vs ours in one run: data, validation epoch, evaluation, training; suite")
+    p.add_argument(
+        "what", choices=["data", "val", "eval", "train", "suite", "compare"], help="which pipeline to time, or all"
+    )
+    p.add_argument("files", nargs="*", help="compare: OLD.json NEW.json (two `bench suite --json` results)")
+    p.add_argument("--quick", action="store_true", help="suite: small sizes (cpu: a dry run; cuda: under 8 min)")
+    p.add_argument(
+        "--threshold", type=float, default=0.10, help="compare: fail when a row gets worse by more (default 0.10)"
+    )
     p.add_argument(
         "--data",
         help="data, val: a data set ROOT (default: synthetic receipts); eval: a GT JSON (default: 404 synthetic)",
@@ -552,8 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="data, train: the crop (default: data.augment.size); val: data.eval_size")
     p.add_argument("--batch-size", type=int, default=8, help="samples per batch")
     p.add_argument("--plot", help="PNG chart of the table (default: none)")
-    p.add_argument("--json", metavar="OUT.json", help="eval: the table at full precision as JSON (- for stdout)")
-    p.add_argument("--device", help="train: cpu, cuda or auto (default: auto)")
+    p.add_argument(
+        "--json",
+        metavar="OUT.json",
+        help="eval: the table at full precision as JSON (- for stdout); suite: every row and the machine's facts",
+    )
+    p.add_argument("--device", help="train: cpu, cuda or auto (default: auto); suite: cpu or cuda (default: cpu)")
     p.add_argument("--steps", type=int, help="train: timed training steps (default 20, after 3 warm-up steps)")
     p.add_argument("--backbone", help="train: timm backbone (default: the model's, resnet18)")
     p.add_argument("--precision", nargs="+", help="train: one row each (default: 32-true bf16-mixed)")

@@ -131,7 +131,7 @@ def _run(
     compile: bool,
 ) -> TrainBenchRow:
     L.seed_everything(SYNTH_SEED, workers=True, verbose=False)
-    clock, monitor = StepClock(), ResourceMonitor(every_n_steps=max(1, (warmup + steps) // 4))
+    clock, monitor = StepClock(), ResourceMonitor(every_n_steps=min(10, max(1, (warmup + steps) // 2)))
     with tempfile.TemporaryDirectory(prefix="ocrdet-bench-train-") as tmp:
         trainer = L.Trainer(
             accelerator=device,
