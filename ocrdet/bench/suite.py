@@ -223,7 +223,7 @@ def _stage_row(bench: str, stage: str, ours_ms: float, unit: str, speedup: float
 
 def _val_root(plan: Plan, tmp: Path) -> Path:
     """``val_distinct`` synthetic receipts whose long side is ``val_long_side`` (the original project's size)."""
-    from ocrdet.data.synth import SynthConfig, generate_dataset
+    from ocrdet.data.io.synth import SynthConfig, generate_dataset
 
     root = tmp / "val-receipts"
     if not root.exists():

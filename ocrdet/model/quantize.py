@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ocrdet.data.augment import letterbox
-from ocrdet.data.decode import IMAGE_SUFFIXES, decode_image
-from ocrdet.data.format import split_paths
+from ocrdet.data.io.decode import IMAGE_SUFFIXES, decode_image
+from ocrdet.data.io.format import split_paths
+from ocrdet.data.transforms.augment import letterbox
 from ocrdet.model.export import INPUT_NAME, OnnxModelError
 
 HMEAN_TOLERANCE = 0.005
