@@ -299,11 +299,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from ocrdet.bench.common import format_table
         from ocrdet.bench.data_bench import bench_data
 
-        print(
-            format_table(
-                bench_data(root, args.split or "train", args.n, batch_size=args.batch_size, plot=plot, **sized)
-            )
+        workers = {} if args.workers is None else {"workers": args.workers}
+        rows = bench_data(
+            root, args.split or "train", args.n, batch_size=args.batch_size, plot=plot, **sized, **workers
         )
+        print(format_table(rows))
     elif args.what == "val":
         from ocrdet.bench.val_bench import bench_val, bottleneck, format_result
 
@@ -318,6 +318,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from ocrdet.bench.train_bench import bench_train, bottleneck
         from ocrdet.bench.train_bench import format_table as format_train_table
 
+        if args.workers == "auto":
+            raise SystemExit("ocrdet bench train: give --workers a count (auto is for `bench data` and training)")
         given = {"device": args.device, "steps": args.steps, "backbone": args.backbone, "workers": args.workers}
         given["precisions"] = args.precision
         chosen = {k: v for k, v in given.items() if v is not None}
@@ -451,6 +453,15 @@ def port(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1-65535)")
     return int(value)
+
+
+def _count_or_auto(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of workers or 'auto', got {value!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -615,7 +626,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="train: timed training steps (default 20, after 3 warm-up steps)")
     p.add_argument("--backbone", help="train: timm backbone (default: the model's, resnet18)")
     p.add_argument("--precision", nargs="+", help="train: one row each (default: 32-true bf16-mixed)")
-    p.add_argument("--workers", type=int, help="train: DataLoader workers (default: data.num_workers)")
+    p.add_argument(
+        "--workers",
+        type=_count_or_auto,
+        help="data: DataLoader workers of the loader rows, or auto (measure 0..cores, print the table; default 2); "
+        "train: DataLoader workers (default: data.num_workers)",
+    )
     p.add_argument("--checkpoint", help="val: weights for both pipelines (default: a random DBNet, see --maps)")
     p.add_argument(
         "--maps",

@@ -17,6 +17,7 @@ import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,9 @@ from ocrdet.bench.common import (
     to_device,
     warm_up_device,
 )
-from ocrdet.data.config import CacheConfig
-from ocrdet.data.loaders.native import DetectionDataset, collate
+from ocrdet.data.config import AUTO, CacheConfig
+from ocrdet.data.loaders.native import DetectionDataset, collate, init_worker
+from ocrdet.data.loaders.workers import SAMPLES, choose, format_rates, measure_workers
 from ocrdet.data.sources.cache import CacheSource
 from ocrdet.data.transforms.augment import AugmentConfig, color_jitter, random_warp
 from ocrdet.data.transforms.maps import MAP_KEYS
@@ -184,7 +186,30 @@ def _loader_rate(dataset: Dataset, batch_size: int, workers: int, collate_fn: An
     return statistics.median(rates)
 
 
-def _compare(root: Path, split: str, n: int, size: int, batch_size: int, workers: int, cache: Path) -> list[BenchRow]:
+def _auto(dataset: Dataset, batch_size: int, samples: int, report: Callable[[str], None]) -> int:
+    """``--workers auto``: our DataLoader measured at 0..cores workers; the table reported, the choice returned."""
+
+    def loader(workers: int) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size, shuffle=True, num_workers=workers, collate_fn=collate, worker_init_fn=init_worker
+        )
+
+    rates = measure_workers(loader, samples=samples)
+    chosen = choose(rates)
+    report(format_rates(rates, chosen))
+    return chosen
+
+
+def _compare(
+    root: Path,
+    split: str,
+    n: int,
+    size: int,
+    batch_size: int,
+    workers: int | str,
+    cache: Path,
+    report: Callable[[str], None],
+) -> list[BenchRow]:
     warm_up_device()
     items = baseline_items(root, split)
     indices = [k % len(items) for k in range(n)]
@@ -194,10 +219,12 @@ def _compare(root: Path, split: str, n: int, size: int, batch_size: int, workers
     run_ours(source, indices[:1], size, 1)
     baseline, ours = run_baseline(chosen, size, batch_size), run_ours(source, indices, size, batch_size)
     rows = stage_rows(baseline.seconds, baseline.samples, ours.seconds, ours.samples, "total, 1 process")
+    ours_set = DetectionDataset(SourceView(source, indices), True, AugmentConfig(size=size), TargetConfig())
+    if workers == AUTO:
+        workers = _auto(ours_set, batch_size, max(n, SAMPLES), report)
     if workers > 0:
         pin = torch.cuda.is_available()
         ref_rate = _loader_rate(_BaselineDataset(chosen, size), batch_size, workers, default_collate, pin)
-        ours_set = DetectionDataset(SourceView(source, indices), True, AugmentConfig(size=size), TargetConfig())
         ours_rate = _loader_rate(ours_set, batch_size, workers, collate, pin)
         rows.append(BenchRow(f"total, DataLoader {workers} workers", 1000 / ref_rate, 1000 / ours_rate))
     rows.append(BenchRow(PREPARE_ROW, math.nan, prepare_ms))
@@ -211,18 +238,20 @@ def bench_data(
     size: int = AugmentConfig.size,
     batch_size: int = 8,
     plot: Path | None = None,
-    workers: int = 2,
+    workers: int | str = 2,
+    report: Callable[[str], None] = print,
 ) -> list[BenchRow]:
     """Time the baseline and our pipeline on ``n`` samples (cycling over the split's images) at ``size``.
 
     root: a data set ROOT, or None for ``n`` synthetic receipts generated into a temporary folder.
-    workers: also time both as DataLoaders with this many worker processes (0: skip). The cache is prepared
+    workers: also time both as DataLoaders with this many worker processes (0: skip; ``auto``: the count
+    ``data.num_workers=auto`` picks, after ``report``-ing its table of rates per worker count). The cache is prepared
     in a temporary folder first. Returns the rows that ``format_table`` prints; ``plot`` also draws them.
     """
     with tempfile.TemporaryDirectory(prefix="ocrdet-bench-") as tmp:
         if root is None:
             root, split = synthetic_receipts(Path(tmp), "train", n), "train"
-        rows = _compare(Path(root), split, n, size, batch_size, workers, Path(tmp) / "cache")
+        rows = _compare(Path(root), split, n, size, batch_size, workers, Path(tmp) / "cache", report)
     if plot is not None:
         plot_rows(rows, plot)
     return rows

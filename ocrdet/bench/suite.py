@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from ocrdet.atomic import atomic_write_text
+from ocrdet.parallel import usable_cores
 
 MACHINE_KEYS = ("cpu", "cores", "gpu")
 """Facts that must be equal for absolute values to be compared."""
@@ -77,17 +78,11 @@ class Plan:
     decode_n: int
 
 
-def _cores() -> int:
-    from ocrdet.train.resources import usable_cores
-
-    return usable_cores()
-
-
 def plan_for(device: str, quick: bool) -> Plan:
     """cpu quick: a dry run of every code path in a few minutes on 2 cores (CI); cuda quick: the GPU table of
     the README in under 8 minutes on one H100 with 16 cores; without ``quick``, longer runs of the same."""
     if device == "cuda":
-        workers = min(_cores(), 12)
+        workers = min(usable_cores(), 12)
         return Plan(
             data_n=64 if quick else 256,
             data_size=640,
@@ -159,7 +154,7 @@ def machine_facts(device: str) -> dict[str, Any]:
     cpu = describe_device("cpu").removeprefix("cpu (").rsplit(",", 1)[0]
     return {
         "cpu": cpu,
-        "cores": _cores(),
+        "cores": usable_cores(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "device": device,
         "python": platform.python_version(),

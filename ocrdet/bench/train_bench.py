@@ -35,9 +35,10 @@ from ocrdet.data.sources.cache import CacheSource
 from ocrdet.data.sources.prepare import prepare_cache
 from ocrdet.data.transforms.augment import AugmentConfig
 from ocrdet.model.dbnet import ModelConfig
+from ocrdet.parallel import usable_cores
 from ocrdet.train.bottleneck import DATA, STEP, RunFacts, bottleneck_report
 from ocrdet.train.module import DBNetModule
-from ocrdet.train.resources import ResourceMonitor, usable_cores
+from ocrdet.train.resources import ResourceMonitor
 
 MAX_IMAGES = 16
 """Distinct synthetic receipts generated; longer runs cycle over them (each step draws new random warps)."""

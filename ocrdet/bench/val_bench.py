@@ -73,8 +73,8 @@ from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.head import fp32_sigmoid, step_function
 from ocrdet.model.loss import DBLoss
 from ocrdet.model.postprocess import PostprocessConfig, postprocess
+from ocrdet.parallel import usable_cores
 from ocrdet.train.bottleneck import DATA, VAL_METRIC, VAL_MODEL, RunFacts, bottleneck_report
-from ocrdet.train.resources import usable_cores
 
 STAGES = ("data", "model", "postprocess + metric")
 MAP_SOURCES = ("auto", "model", "target")

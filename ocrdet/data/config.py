@@ -21,6 +21,10 @@ CACHE_LONG_SIDE = 1024
 """Images are shrunk (INTER_AREA) to at most this long side before anything else (cache, folder, shards)."""
 
 
+AUTO = "auto"
+"""``data.num_workers=auto``."""
+
+
 class Backend(str, Enum):
     """``native``: decode and augment in DataLoader workers (libjpeg-turbo, OpenCV); ``dali``: decode, resize and
     warp in NVIDIA DALI (on the GPU when there is one), polygons and targets in the workers."""
@@ -83,7 +87,9 @@ class DataConfig:
     val_split: str = "val"
     batch_size: int = 8
     eval_size: int = EVAL_SIZE
-    num_workers: int = 2
+    num_workers: int | str = 2
+    """DataLoader worker processes, or ``auto``: measured at 0..cores once (``ocrdet.data.loaders.workers``) and
+    remembered beside the prepared cache; with shards or DALI, ``auto`` is the usable cores."""
     cache: bool = True
     cache_dir: str = ".ocrdet-cache"
     cache_long_side: int = CACHE_LONG_SIDE
@@ -103,6 +109,8 @@ class DataConfig:
     """Samples a DataLoader worker mixes when streaming shards."""
 
     def __post_init__(self) -> None:
+        if self.num_workers != AUTO and not (isinstance(self.num_workers, int) and self.num_workers >= 0):
+            raise ValueError(f"data.num_workers must be a count >= 0 or {AUTO!r}, got {self.num_workers!r}")
         self.on_bad_sample = _choice(OnBadSample, "data.on_bad_sample", self.on_bad_sample)
         self.backend = _choice(Backend, "data.backend", self.backend)
         self.cache_key = _choice(CacheKey, "data.cache_key", self.cache_key)

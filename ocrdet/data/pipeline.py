@@ -8,19 +8,21 @@ cache or shards: a ``Sample`` or ``EncodedSample``) -> ``transforms.item`` (warp
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Protocol
 
 import lightning as L
 
 from ocrdet.data.check import Problem
-from ocrdet.data.config import Backend, DataConfig, SynthRequest
+from ocrdet.data.config import AUTO, Backend, DataConfig, SynthRequest
 from ocrdet.data.io.synth import generate_dataset, synth_config
 from ocrdet.data.loaders.native import DetectionDataset, collate, make_loader
 from ocrdet.data.sources.base import Source
 from ocrdet.data.sources.cache import CacheSource
 from ocrdet.data.sources.folder import FolderSource, open_folder
 from ocrdet.data.sources.prepare import prepare_cache
+from ocrdet.parallel import usable_cores
 
 
 class Loaders(Protocol):
@@ -143,7 +145,10 @@ class ShardLoaders:
 
 
 def make_datamodule(config: DataConfig, seed: int) -> DetectionDataModule:
-    """Shards (``data.urls``) or the data root (prepared cache or folder), read by the ``data.backend``."""
+    """Shards (``data.urls``) or the data root (prepared cache or folder), read by the ``data.backend``; the
+    DataModule's ``loaders.config`` has ``num_workers=auto`` resolved to a count."""
+    if config.num_workers == AUTO and (config.urls or config.backend == Backend.DALI):
+        config = dataclasses.replace(config, num_workers=usable_cores())
     if config.urls:
         return DetectionDataModule(ShardLoaders(config, seed))
     root = Path(config.root)
@@ -153,4 +158,21 @@ def make_datamodule(config: DataConfig, seed: int) -> DetectionDataModule:
         }
         return DetectionDataModule(DaliFolderLoaders(config, folders))
     sources = {train: open_source(root, config.split(train), config, train) for train in (True, False)}
+    if config.num_workers == AUTO:
+        config = dataclasses.replace(config, num_workers=_auto_workers(config, sources[True]))
     return DetectionDataModule(NativeLoaders(config, sources))
+
+
+def _auto_workers(config: DataConfig, source: Source) -> int:
+    """``data.num_workers=auto`` for the native loaders: measured on the training source (saved beside its cache)."""
+    from ocrdet.data.loaders.workers import auto_workers
+    from ocrdet.data.sources.cache import CacheSource
+
+    dataset = DetectionDataset(source, True, config.augment, config.targets, config.eval_size, config.on_bad_sample)
+
+    def loader(workers: int) -> Any:
+        return make_loader(dataset, dataclasses.replace(config, num_workers=workers), True, collate)
+
+    folder = source.path if isinstance(source, CacheSource) else None
+    settings = {"augment": config.augment, "targets": config.targets, "long_side": config.cache_long_side}
+    return auto_workers(loader, config.batch_size, folder, settings)

@@ -8,19 +8,11 @@ not assumed.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
 import lightning as L
 import psutil
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the platform has one)."""
-    with contextlib.suppress(AttributeError):
-        return len(psutil.Process().cpu_affinity())
-    return psutil.cpu_count() or 1
 
 
 def dataloader_worker_pids(trainer: L.Trainer) -> list[int]:

@@ -13,13 +13,14 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from ocrdet.atomic import atomic_write_text
 from ocrdet.data.io.format import split_paths
 from ocrdet.data.pipeline import ensure_data, make_datamodule
+from ocrdet.parallel import usable_cores
 from ocrdet.train.bottleneck import RunFacts, StageClock
 from ocrdet.train.callbacks import SkippedSamples, ThroughputMonitor, TorchProfilerCallback
 from ocrdet.train.checkpointing import AtomicCheckpointIO, StopOnSignal, load_model_weights
 from ocrdet.train.config import TrainConfig
 from ocrdet.train.module import DBNetModule
 from ocrdet.train.progress import StderrProgressBar
-from ocrdet.train.resources import ResourceMonitor, usable_cores
+from ocrdet.train.resources import ResourceMonitor
 from ocrdet.verbosity import settle
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -63,7 +64,8 @@ def fit(config: TrainConfig) -> Path:
     def facts() -> RunFacts:
         device, cores, worker_cpu = trainer.strategy.root_device.type, usable_cores(), resources.worker_cpu_pct
         t = config.trainer
-        return RunFacts(device, d.num_workers, cores, worker_cpu, t.precision, config.compile, config.eval_workers)
+        workers = datamodule.loaders.config.num_workers  # data.num_workers=auto resolved
+        return RunFacts(device, workers, cores, worker_cpu, t.precision, config.compile, config.eval_workers)
 
     callbacks: list[L.Callback] = [
         checkpoint,
