@@ -276,11 +276,60 @@ def _train(plan: Plan, device: str) -> tuple[list[SuiteRow], str]:
     return rows, bottleneck(measured)
 
 
+def _random_checkpoint(path: Path, size: int) -> Path:
+    """A checkpoint of the default DBNet with seeded random weights (``ocrdet export`` / ``predict`` read it)."""
+    from ocrdet.model.dbnet import DBNet, ModelConfig
+    from ocrdet.model.postprocess import PostprocessConfig
+
+    torch.manual_seed(0)
+    state = {f"model.{k}": v for k, v in DBNet(ModelConfig()).state_dict().items()}
+    hparams = {"model": asdict(ModelConfig()), "postprocess": asdict(PostprocessConfig()), "input_size": size}
+    torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
+    return path
+
+
+def _infer(plan: Plan, tmp: Path) -> tuple[list[SuiteRow], str]:
+    """ms/image of torch fp32, onnxruntime fp32 and INT8 (a random model: the H-mean rows of a trained one are in
+    the README's INT8 table)."""
+    from ocrdet.bench.infer_bench import bench_infer
+    from ocrdet.data.io.synth import generate_dataset
+
+    root = tmp / "infer-receipts"
+    generate_dataset(root, n_train=4, n_val=plan.infer_n, seed=0)
+    checkpoint = _random_checkpoint(tmp / "random.ckpt", plan.infer_size)
+    measured = bench_infer(checkpoint, root, "val", plan.infer_threads)
+    torch_ms = {r.threads: r.ms_per_image for r in measured if r.engine == "torch fp32"}
+    rows = []
+    for r in measured:
+        ratio = torch_ms[r.threads] / r.ms_per_image
+        name = f"{r.engine}, {r.threads} thread{'s' if r.threads > 1 else ''}, {plan.infer_size}px"
+        rows.append(SuiteRow("infer", name, r.ms_per_image, "ms/image", ratio, "torch fp32, same threads"))
+    return rows, ""
+
+
+def _decode(plan: Plan, tmp: Path) -> tuple[list[SuiteRow], str]:
+    """Our CPU decode (simplejpeg) against nvJPEG (``torchvision.io.decode_jpeg`` on CUDA) on the validation
+    receipts; the GPU row only where there is one."""
+    from ocrdet.data.io.gpu_decode import CPU, GPU, choose_decoder, decode_times
+
+    files = sorted((_val_root(plan, tmp) / "images" / "val").glob("*.jpg"))
+    datas = [files[k % len(files)].read_bytes() for k in range(plan.decode_n)]
+    times = decode_times(datas)
+    long = plan.val_long_side
+    rows = [SuiteRow("decode", f"ours (CPU, simplejpeg), long side {long}", 1000 * times[CPU], "ms/image")]
+    if GPU in times:
+        name = f"nvJPEG (GPU), long side {long}"
+        rows.append(SuiteRow("decode", name, 1000 * times[GPU], "ms/image", times[CPU] / times[GPU], "ours (CPU)"))
+    return rows, f"decoder chosen automatically: {choose_decoder(datas[:8])}"
+
+
 BENCHES: dict[str, Callable[[Plan, Path, str], tuple[list[SuiteRow], str]]] = {
     "data": lambda plan, tmp, device: _data(plan, tmp),
     "val": lambda plan, tmp, device: _val(plan, tmp),
     "eval": lambda plan, tmp, device: _eval(plan, tmp),
     "train": lambda plan, tmp, device: _train(plan, device),
+    "infer": lambda plan, tmp, device: _infer(plan, tmp),
+    "decode": lambda plan, tmp, device: _decode(plan, tmp),
 }
 """Bench name -> what runs it, in the suite's order."""
 

@@ -77,18 +77,21 @@ def _providers(device: str) -> list[str | tuple[str, dict[str, int]]]:
 class OnnxDBNet:
     """An exported DBNet in onnxruntime: uint8 (B, H, W, 3) images -> float32 (B, 1, H, W) probability maps.
 
-    ``postprocess`` and ``input_size`` come from the file's metadata. Raises ``OnnxModelError`` naming the
-    file when it is missing, unreadable or not an ocrdet export.
+    ``postprocess`` and ``input_size`` come from the file's metadata; ``threads``: onnxruntime's intra-op threads.
+    Raises ``OnnxModelError`` naming the file when it is missing, unreadable or not an ocrdet export.
     """
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
         if not self.path.is_file():
             raise OnnxModelError(f"{self.path}: ONNX model not found")
         try:
-            self.session = ort.InferenceSession(str(self.path), providers=_providers(device))
+            options = ort.SessionOptions()
+            if threads is not None:  # default: onnxruntime's (one per physical core)
+                options.intra_op_num_threads = threads
+            self.session = ort.InferenceSession(str(self.path), options, providers=_providers(device))
         except OnnxModelError:
             raise
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
