@@ -132,7 +132,8 @@ def _run(
     compile: bool,
 ) -> TrainBenchRow:
     L.seed_everything(SYNTH_SEED, workers=True, verbose=False)
-    clock, monitor = StepClock(), ResourceMonitor(every_n_steps=min(10, max(1, (warmup + steps) // 2)))
+    every = min(10, max(1, (warmup + steps) // 2))
+    clock, monitor = StepClock(), ResourceMonitor(every_n_steps=every, min_interval_s=0)
     with tempfile.TemporaryDirectory(prefix="ocrdet-bench-train-") as tmp:
         trainer = L.Trainer(
             accelerator=device,

@@ -93,14 +93,20 @@ class ResourceSampler:
         return {} if first else values
 
 
+MIN_INTERVAL_S = 2.0
+"""At most one sample per this many seconds: a sample costs a few ms (more with many workers), fast GPU steps
+tens of ms, so sampling every ``every_n_steps`` alone could cost more than 1% of the step time."""
+
+
 class ResourceMonitor(L.Callback):
     """Logs ``sys/*`` (see ``ResourceSampler``), ``perf/worker_samples_per_s`` (samples/s per DataLoader worker)
     and ``sys/monitor_cost`` (the monitor's own time as a fraction of the training time so far) every
-    ``every_n_steps`` training steps. ``worker_cpu_pct`` keeps the mean per-worker CPU % for the bottleneck report.
+    ``every_n_steps`` training steps, at most every ``min_interval_s`` seconds. ``worker_cpu_pct`` keeps the mean
+    per-worker CPU % for the bottleneck report.
     """
 
-    def __init__(self, every_n_steps: int = 10) -> None:
-        self.every_n_steps = every_n_steps
+    def __init__(self, every_n_steps: int = 10, min_interval_s: float = MIN_INTERVAL_S) -> None:
+        self.every_n_steps, self.min_interval_s = every_n_steps, min_interval_s
         self.sampler: ResourceSampler | None = None
         self.cost_s = 0.0
         self._samples = 0
@@ -115,6 +121,7 @@ class ResourceMonitor(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         device = pl_module.device
         self.sampler = ResourceSampler((device.index or 0) if device.type == "cuda" else None)
+        self.sampler.sample(dataloader_worker_pids(trainer))  # the baseline of the first window
         self._run_start = self._window_start = time.perf_counter()
 
     def on_train_batch_end(
@@ -122,7 +129,8 @@ class ResourceMonitor(L.Callback):
     ) -> None:
         start = time.perf_counter()
         self._samples += len(batch["image"]) if isinstance(batch, dict) and "image" in batch else 0
-        if self.sampler is not None and (batch_idx + 1) % self.every_n_steps == 0:
+        due = (batch_idx + 1) % self.every_n_steps == 0 and start - self._window_start >= self.min_interval_s
+        if self.sampler is not None and due:
             pids = dataloader_worker_pids(trainer)
             values = self.sampler.sample(pids)
             if values:
