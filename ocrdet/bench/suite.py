@@ -242,14 +242,8 @@ def _val(plan: Plan, tmp: Path) -> tuple[list[SuiteRow], str]:
 def _eval(plan: Plan, tmp: Path) -> tuple[list[SuiteRow], str]:
     from ocrdet.bench.eval_bench import bench_eval
 
-    measured = bench_eval(_val_root(plan, tmp) / "jsons" / "val.json", repeats=1)
-    seconds = {r.name: r.seconds for r in measured}
-    rows = []
-    for r in measured:
-        slower = [o for o in measured if o.baseline == r.name]
-        ratio = seconds[slower[0].name] / r.seconds if slower else None
-        rows.append(SuiteRow("eval", r.name, 1000 * r.seconds, "ms", ratio, slower[0].name if slower else ""))
-    return rows, ""
+    result = bench_eval(_val_root(plan, tmp) / "jsons" / "val.json", repeats=1)
+    return [_stage_row("eval", r.stage, r.ours_ms, "ms", r.speedup) for r in result.rows], ""
 
 
 def _train(plan: Plan, device: str) -> tuple[list[SuiteRow], str]:

@@ -15,14 +15,15 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_one_bench_writes_rows_facts_and_chart(tmp_path):
-    result = run_suite("cpu", quick=True, json_path=tmp_path / "r" / "s.json", plot=tmp_path / "s.png", only=("eval",))
-    data = read_result(tmp_path / "r" / "s.json")
+    json_path = tmp_path / "r" / "s.json"
+    result = run_suite("cpu", quick=True, json_path=json_path, plot=tmp_path / "s.png", only=("decode",))
+    data = read_result(json_path)
     assert set(MACHINE_KEYS) <= set(data["facts"]) and data["facts"]["cores"] >= 1
     assert data["facts"]["ocrdet_commit"] and "torch" in data["facts"]["libraries"]
-    assert not data["errors"] and set(data["seconds"]) == {"eval"}
-    assert {r["bench"] for r in data["rows"]} == {"eval"} and len(data["rows"]) == len(result.rows)
-    rated = [r for r in data["rows"] if r["ratio"] is not None]
-    assert rated and all(r["ratio"] > 0 for r in rated)  # the bulk IoU match against the per-pair loop
+    assert not data["errors"] and set(data["seconds"]) == {"decode"}
+    assert {r["bench"] for r in data["rows"]} == {"decode"} and len(data["rows"]) == len(result.rows)
+    assert all(r["value"] > 0 for r in data["rows"])
+    assert data["reports"]["decode"].startswith("decoder chosen automatically: ")
     assert (tmp_path / "s.png").read_bytes()[:8] == PNG
 
 
