@@ -213,7 +213,7 @@ def _data(plan: Plan, tmp: Path) -> tuple[list[SuiteRow], str]:
 def _stage_row(bench: str, stage: str, ours_ms: float, unit: str, speedup: float) -> SuiteRow:
     """A reference-vs-ours stage: our time, and the speedup over the reference pipeline where it has the stage."""
     rated = not math.isnan(speedup)
-    return SuiteRow(bench, stage, ours_ms, unit, speedup if rated else None, "reference pipeline" if rated else "")
+    return SuiteRow(bench, stage, ours_ms, unit, speedup if rated else None, "baseline pipeline" if rated else "")
 
 
 def _val_root(plan: Plan, tmp: Path) -> Path:
@@ -277,7 +277,7 @@ def _random_checkpoint(path: Path, size: int) -> Path:
 
     torch.manual_seed(0)
     state = {f"model.{k}": v for k, v in DBNet(ModelConfig()).state_dict().items()}
-    hparams = {"model": asdict(ModelConfig()), "postprocess": asdict(PostprocessConfig()), "input_size": size}
+    hparams = {"model": asdict(ModelConfig()), "postprocess": asdict(PostprocessConfig()), "eval_size": size}
     torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
     return path
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ocrdet.data.io.decode import IMAGE_SUFFIXES, decode_image
 from ocrdet.data.io.format import split_paths
-from ocrdet.data.transforms.augment import letterbox
+from ocrdet.data.transforms.item import val_image
 from ocrdet.model.export import INPUT_NAME, OnnxModelError
 
 HMEAN_TOLERANCE = 0.005
@@ -38,7 +38,7 @@ def calibration_images(root: str | Path, size: int, count: int = CALIBRATION_IMA
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
     if not paths:
         raise FileNotFoundError(f"{folder}: no images to calibrate on")
-    return [letterbox(decode_image(p, min_long_side=size).image, [], size)[0] for p in paths]
+    return [val_image(decode_image(p, min_long_side=size).image, size)[0] for p in paths]
 
 
 class _Reader:
