@@ -606,7 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", help="compare: OLD.json NEW.json (two `bench suite --json` results)")
     p.add_argument("--quick", action="store_true", help="suite: small sizes (cpu: a dry run; cuda: under 8 min)")
     p.add_argument(
-        "--threshold", type=float, default=0.10, help="compare: fail when a row gets worse by more (default 0.10)"
+        "--threshold",
+        type=float,
+        default=0.10,
+        help="compare: fail when a row gets worse by more than this fraction (default: 0.1)",
     )
     p.add_argument(
         "--data",
