@@ -166,7 +166,6 @@ def make_datamodule(config: DataConfig, seed: int) -> DetectionDataModule:
 def _auto_workers(config: DataConfig, source: Source) -> int:
     """``data.num_workers=auto`` for the native loaders: measured on the training source (saved beside its cache)."""
     from ocrdet.data.loaders.workers import auto_workers
-    from ocrdet.data.sources.cache import CacheSource
 
     dataset = DetectionDataset(source, True, config.augment, config.targets, config.eval_size, config.on_bad_sample)
 
