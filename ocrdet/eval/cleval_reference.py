@@ -39,6 +39,28 @@ def _poly_class():
     return PatchedPoly
 
 
+def _update_quads(metric, gts: list[np.ndarray], ignore: list[bool], dets: list[np.ndarray], letters: list[str]):
+    """One image of 4-point polygons into PyPI's ``CLEvalMetric`` (its QUAD boxes; detections carry no letters)."""
+    metric.update(
+        np.array([d.reshape(-1) for d in dets]).reshape(-1, 8),
+        np.array([g.reshape(-1) for g in gts]).reshape(-1, 8),
+        det_letters=[""] * len(dets),
+        gt_letters=letters,
+        gt_is_dcs=ignore,
+    )
+
+
+def _summed_states(metric) -> tuple[int, int, int, float, float]:
+    """PyPI metric's summed states: characters of GT and detections, true positives, split and merge penalties."""
+    return (
+        int(metric.det_num_char_gt),
+        int(metric.det_num_char_det),
+        int(metric.det_num_char_tp_recall),
+        float(metric.det_gran_score_recall),
+        float(metric.det_gran_score_precision),
+    )
+
+
 def reference_cleval_image(
     gt_polys: Sequence[np.ndarray],
     gt_ignore: np.ndarray,
@@ -65,16 +87,8 @@ def reference_cleval_image(
             vertical_aspect_ratio_thresh=config.vertical_aspect_ratio_threshold,
             ap_constraint=config.area_precision_threshold,
         )
-        metric.update(
-            np.array([d.reshape(-1) for d in dets]).reshape(-1, 8),
-            np.array([g.reshape(-1) for g in gts]).reshape(-1, 8),
-            det_letters=[""] * len(dets),
-            gt_letters=letters,
-            gt_is_dcs=ignore,
-        )
-        char_gt, char_det = int(metric.det_num_char_gt), int(metric.det_num_char_det)
-        tp = int(metric.det_num_char_tp_recall)
-        split, merge = float(metric.det_gran_score_recall), float(metric.det_gran_score_precision)
+        _update_quads(metric, gts, ignore, dets, letters)
+        char_gt, char_det, tp, split, merge = _summed_states(metric)
     else:
         from cleval.eval_functions import evaluation
         from cleval.torchmetric import Options
@@ -120,20 +134,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for (gts, ignore, dets), image in zip(_read_inputs(gt_path, pred_path), images.values(), strict=True):
         texts = [w.get("transcription") for w in image.get("words", {}).values()]
         letters = [_letters(True, g.reshape(-1).tolist(), t, i) for g, t, i in zip(gts, texts, ignore, strict=True)]
-        metric.update(
-            np.array([d.reshape(-1) for d in dets]).reshape(-1, 8),
-            np.array([g.reshape(-1) for g in gts]).reshape(-1, 8),
-            det_letters=[""] * len(dets),
-            gt_letters=letters,
-            gt_is_dcs=ignore,
-        )
-    counts = CLEvalCounts(
-        int(metric.det_num_char_gt),
-        int(metric.det_num_char_det),
-        int(metric.det_num_char_tp_recall),
-        float(metric.det_gran_score_recall),
-        float(metric.det_gran_score_precision),
-    )
+        _update_quads(metric, gts, ignore, dets, letters)
+    counts = CLEvalCounts(*_summed_states(metric))
     figures = counts.totals()
     print(json.dumps(figures))
     return figures
