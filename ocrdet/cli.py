@@ -84,6 +84,13 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"wrote {counts} synthetic receipts to {args.out}")
 
 
+def cmd_holdout(args: argparse.Namespace) -> None:
+    from ocrdet.data.sources.holdout import hold_out
+
+    counts = hold_out(args.root, args.out, args.count, source=args.source, held=args.held, seed=args.seed)
+    print(f"wrote {args.out}: " + ", ".join(f"{split} {n}" for split, n in counts.items()) + " images (links)")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from ocrdet.train.config import compose
     from ocrdet.train.run import fit
@@ -501,6 +508,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the look: receipts adds faint ink, blur, JPEG, clutter, page scans",
     )
     p.set_defaults(func=cmd_synth)
+
+    p = command("holdout", "hold images of a split out as a new split (e.g. tune), in a new ROOT of links")
+    p.add_argument("root", help="a data set ROOT (never written)")
+    p.add_argument("--out", required=True, help="the new data set ROOT: a new or empty folder")
+    p.add_argument("--count", type=int, required=True, help="how many images to hold out")
+    p.add_argument("--from", dest="source", default="train", help="the split they leave")
+    p.add_argument("--as", dest="held", default="tune", help="the new split's name")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same images")
+    p.set_defaults(func=cmd_holdout)
 
     p = command("train", "train and validate; Hydra overrides, e.g. data=synth trainer.max_epochs=3", True)
     p.add_argument("overrides", nargs="*", help="KEY=VALUE and GROUP=OPTION (listed below)")
