@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ocrdet.atomic import atomic_write_text
-from ocrdet.data.io.format import Annotations, ImageAnnotation, Word, save_annotations, split_paths
+from ocrdet.data.io.format import Annotations, ImageAnnotation, Word, polygon_area, save_annotations, split_paths
 from ocrdet.data.io.orientation import (
     INVERSE_ORIENTATION,
     ORIENTATION_TAG,
@@ -393,6 +393,22 @@ def _on_page(
     return page, [p + np.array([x0, y0], dtype=np.float64) for p in polygons]
 
 
+def _inside(
+    polygons: list[np.ndarray], words: list[Word], width: int, height: int
+) -> tuple[list[np.ndarray], list[Word]]:
+    """Points clipped into the image (rotation and perspective can carry a word over an edge); a word with less than
+    half of its area left in view becomes don't care."""
+    kept_polygons, kept_words = [], []
+    for polygon, word in zip(polygons, words, strict=True):
+        clipped = np.clip(polygon, 0.0, [float(width), float(height)])
+        area = polygon_area(polygon.astype(np.float32))
+        if not np.array_equal(clipped, polygon) and polygon_area(clipped.astype(np.float32)) < 0.5 * area:
+            word = word.model_copy(update={"illegibility": True})
+        kept_polygons.append(clipped)
+        kept_words.append(word)
+    return kept_polygons, kept_words
+
+
 def synth_image(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -> tuple[bytes, ImageAnnotation]:
     """One finished sample: JPEG bytes and its annotation, points in the stored pixel frame.
 
@@ -412,6 +428,7 @@ def synth_image(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -
     if config.page_fraction > 0 and rng.random() < config.page_fraction:
         image, polygons = _on_page(rng, image, polygons, config)
         height, width = image.shape[:2]
+    polygons, words = _inside(polygons, words, width, height)
     to_stored = np.eye(3)
     save_args: dict[str, object] = {"quality": int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))}
     if rng.random() < config.exif_fraction:
