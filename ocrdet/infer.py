@@ -14,8 +14,7 @@ from tqdm import tqdm
 
 from ocrdet.checkpoint import CheckpointError, read_checkpoint
 from ocrdet.data.config import EVAL_SIZE
-from ocrdet.data.io.decode import DecodedImage, ImageDecodeError, decode_image
-from ocrdet.data.io.orientation import INVERSE_ORIENTATION, apply_orientation
+from ocrdet.data.io.decode import INVERSE_ORIENTATION, DecodedImage, ImageDecodeError, apply_orientation, decode_image
 from ocrdet.data.io.predictions import Predictions
 from ocrdet.data.io.saved_maps import save_maps
 from ocrdet.data.transforms.augment import letterbox_extent

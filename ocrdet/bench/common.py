@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
 from ocrdet.data.config import CacheConfig
+from ocrdet.data.io.decode import ORIENTATION_TAG, orientation_matrix, transform_points
 from ocrdet.data.io.format import load_annotations, split_paths
-from ocrdet.data.io.orientation import ORIENTATION_TAG, orientation_matrix, transform_points
 from ocrdet.data.io.synth import generate_dataset
 from ocrdet.data.sources.base import Sample
 from ocrdet.data.sources.cache import CacheSource

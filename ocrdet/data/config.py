@@ -124,10 +124,6 @@ class DataConfig:
         """``train_split`` or ``val_split``."""
         return self.train_split if train else self.val_split
 
-    def loader_batch_size(self, train: bool) -> int:
-        """``batch_size`` for training; validation batches are half as large (at least 1)."""
-        return self.batch_size if train else max(1, self.batch_size // 2)
-
     def cache_config(self) -> CacheConfig:
         """The settings of this data's prepared caches."""
         return CacheConfig(self.cache_long_side, self.eval_size, self.targets, self.cache_key)

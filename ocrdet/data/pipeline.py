@@ -17,7 +17,7 @@ import lightning as L
 from ocrdet.data.check import Problem
 from ocrdet.data.config import AUTO, Backend, DataConfig, SynthRequest
 from ocrdet.data.io.synth import generate_dataset, synth_config
-from ocrdet.data.loaders.native import DetectionDataset, collate, make_loader
+from ocrdet.data.loaders.native import DetectionDataset, collate, loader_batch_size, make_loader
 from ocrdet.data.sources.base import Source
 from ocrdet.data.sources.cache import CacheSource
 from ocrdet.data.sources.folder import FolderSource, open_folder
@@ -136,7 +136,7 @@ class ShardLoaders:
             items, collate_fn = GeometryItems(train, c), collate_encoded
         else:
             items, collate_fn = ShardItems(train, c), collate
-        batch = c.loader_batch_size(train)
+        batch = loader_batch_size(c, train)
         stream = ShardStream(
             self.shards[train], train, items, batch, c.num_workers, rank, world, c.shuffle_buffer, self.seed, collate_fn
         )

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import simplejpeg
 
-from ocrdet.data.io.decode import DecodedImage, decode_image
-from ocrdet.data.io.orientation import transform_points
+from ocrdet.data.io.decode import DecodedImage, decode_image, transform_points
 
 VIEW_LONG_SIDE = 1280
 """JPEGs are decoded DCT-scaled to no less than this long side for display."""

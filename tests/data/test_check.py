@@ -24,8 +24,7 @@ from ocrdet.data.check import (
     usable_names,
     write_skip_report,
 )
-from ocrdet.data.io.decode import MAX_PIXELS
-from ocrdet.data.io.orientation import ORIENTATION_TAG
+from ocrdet.data.io.decode import MAX_PIXELS, ORIENTATION_TAG
 
 
 def _image(root: Path, name: str = "a.jpg") -> Path:

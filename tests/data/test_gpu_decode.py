@@ -11,9 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ocrdet.data.io.decode import decode_bytes
+from ocrdet.data.io.decode import ORIENTATION_TAG, apply_orientation, decode_bytes
 from ocrdet.data.io.gpu_decode import CPU, choose_decoder, decode_jpegs, decode_times, orient
-from ocrdet.data.io.orientation import ORIENTATION_TAG, apply_orientation
 
 pytest.importorskip("torchvision")
 

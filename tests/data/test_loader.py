@@ -5,9 +5,8 @@ from torch.utils.data import DataLoader
 
 from ocrdet.data.check import DataCheckError, OnBadSample
 from ocrdet.data.config import DataConfig
-from ocrdet.data.io.decode import ImageDecodeError
+from ocrdet.data.io.decode import ImageDecodeError, transform_points
 from ocrdet.data.io.format import AnnotationError, load_annotations
-from ocrdet.data.io.orientation import transform_points
 from ocrdet.data.loaders.native import BadSampleError, DetectionDataset, collate, init_worker
 from ocrdet.data.sources.folder import FolderSource, open_folder
 from ocrdet.data.transforms.augment import AugmentConfig

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ocrdet.data.loaders import shared_batch
-from ocrdet.data.loaders.shared_batch import POOL_SIZE, stack_batch
+from ocrdet.data.loaders import native as shared_batch
+from ocrdet.data.loaders.native import POOL_SIZE, stack_batch
 
 
 def _item(index: int) -> dict[str, Any]:

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from ocrdet.data.io.decode import ImageDecodeError, decode_image
+from ocrdet.data.io.decode import ImageDecodeError, decode_image, transform_points
 from ocrdet.data.io.format import AnnotationError, load_annotations, split_paths
-from ocrdet.data.io.orientation import transform_points
 from ocrdet.data.io.synth import generate_dataset
 from ocrdet.data.sources.folder import FolderSource, load_sample, resize_long_side
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from ocrdet.data.io.decode import ORIENTATION_TAG, orientation_matrix, transform_points
 from ocrdet.data.io.format import ImageAnnotation, load_annotations, split_paths
-from ocrdet.data.io.orientation import ORIENTATION_TAG, orientation_matrix, transform_points
 from ocrdet.data.io.synth import SynthConfig, generate_dataset, render_receipt, synth_image
 
 COUNTS = {"train": 24, "val": 8, "test": 4}

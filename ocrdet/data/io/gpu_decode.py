@@ -20,7 +20,7 @@ CPU, GPU = "cpu", "gpu"
 
 
 def orient(image: torch.Tensor, orientation: int) -> torch.Tensor:
-    """Stored (H, W, C) tensor -> upright, as ``ocrdet.data.io.orientation.apply_orientation`` does for arrays."""
+    """Stored (H, W, C) tensor -> upright, as ``ocrdet.data.io.decode.apply_orientation`` does for arrays."""
     ops = {
         1: lambda t: t,
         2: lambda t: t.flip(1),

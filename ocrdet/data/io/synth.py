@@ -21,14 +21,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ocrdet.atomic import atomic_write_text
-from ocrdet.data.io.format import Annotations, ImageAnnotation, Word, polygon_area, save_annotations, split_paths
-from ocrdet.data.io.orientation import (
+from ocrdet.data.io.decode import (
     INVERSE_ORIENTATION,
     ORIENTATION_TAG,
     apply_orientation,
     orientation_matrix,
     transform_points,
 )
+from ocrdet.data.io.format import Annotations, ImageAnnotation, Word, polygon_area, save_annotations, split_paths
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 

@@ -29,11 +29,11 @@ from ocrdet.data.io.decode import (
     JPEG_START,
     MAX_PIXELS,
     ImageDecodeError,
+    orientation_matrix,
     read_orientation,
     too_large,
 )
-from ocrdet.data.io.orientation import orientation_matrix
-from ocrdet.data.loaders.shared_batch import stack_batch
+from ocrdet.data.loaders.native import loader_batch_size, stack_batch
 from ocrdet.data.sources.base import EncodedSample
 from ocrdet.data.sources.folder import FolderSource
 from ocrdet.data.transforms.augment import transform_polygons
@@ -178,7 +178,7 @@ class DaliLoader:
 def dali_loader(loader: Iterable[dict[str, Any]], train: bool, config: DataConfig) -> DaliLoader:
     """``loader`` of geometry items -> DaliLoader with the crop / letterbox size and batch size of ``config``."""
     size = config.augment.size if train else config.eval_size
-    return DaliLoader(loader, train, size, config.loader_batch_size(train), max(1, config.num_workers))
+    return DaliLoader(loader, train, size, loader_batch_size(config, train), max(1, config.num_workers))
 
 
 class EncodedFolder(Dataset):

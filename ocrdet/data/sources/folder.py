@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 
 from ocrdet.data.check import Problem, check_dataset, usable_names
-from ocrdet.data.io.decode import DecodedImage, decode_image, read_image_bytes
+from ocrdet.data.io.decode import DecodedImage, decode_image, read_image_bytes, transform_points
 from ocrdet.data.io.format import load_selected, split_paths
-from ocrdet.data.io.orientation import transform_points
 from ocrdet.data.sources.base import EncodedSample, Sample
 
 

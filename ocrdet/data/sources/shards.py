@@ -41,9 +41,9 @@ from ocrdet.data.io.decode import (
     decode_bytes,
     read_image_bytes,
     read_orientation,
+    transform_points,
 )
 from ocrdet.data.io.format import load_annotations, split_paths
-from ocrdet.data.io.orientation import transform_points
 from ocrdet.data.sources.base import EncodedSample, Sample
 from ocrdet.data.sources.folder import shrink_sample
 from ocrdet.parallel import ordered_map, usable_cores

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from ocrdet.data.io.orientation import (
+from ocrdet.data.io.decode import (
     INVERSE_ORIENTATION,
     ORIENTATION_TAG,
     apply_orientation,
