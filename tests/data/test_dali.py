@@ -12,12 +12,14 @@ pytest.importorskip("nvidia.dali", reason="data.backend=dali needs nvidia-dali-c
 
 from ocrdet.data.config import DataConfig  # noqa: E402
 from ocrdet.data.io.synth import generate_dataset  # noqa: E402
+from ocrdet.data.loaders import dali  # noqa: E402
 from ocrdet.data.loaders.dali import DaliLoader, EncodedFolder, GeometryItems, collate_encoded  # noqa: E402
 from ocrdet.data.loaders.native import DetectionDataset, collate  # noqa: E402
 from ocrdet.data.pipeline import make_datamodule  # noqa: E402
 from ocrdet.data.sources.folder import FolderSource  # noqa: E402
 from ocrdet.data.sources.shards import write_shards  # noqa: E402
-from ocrdet.data.transforms.augment import AugmentConfig  # noqa: E402
+from ocrdet.data.transforms import augment  # noqa: E402
+from ocrdet.data.transforms.augment import AugmentConfig, brightness_contrast  # noqa: E402
 from ocrdet.data.transforms.maps import MAP_KEYS  # noqa: E402
 
 CONFIG = DataConfig(batch_size=4, eval_size=320, num_workers=0, augment=AugmentConfig(size=256))
@@ -70,6 +72,31 @@ def test_dali_matches_our_path(root, split, train):
     for polys_a, polys_b in zip(dali["polygons"], ours["polygons"], strict=True):
         for a, b in zip(polys_a, polys_b, strict=True):
             np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def _darken(image, gain):
+    return brightness_contrast(image, gain, 0.0)
+
+
+def _dali_darken(image, params):
+    from nvidia.dali import fn
+
+    return fn.brightness_contrast(image, brightness=params[0], contrast=1.0)
+
+
+def test_a_new_colour_op_is_one_row_that_both_paths_apply(root, monkeypatch):
+    """A colour augmentation added to ``COLOUR_OPS`` alone reaches the native path and DALI alike."""
+    darken = augment.ColourOp("darken", lambda rng, config: (rng.uniform(0.3, 0.5),), _darken, _dali_darken)
+    ops = (*augment.COLOUR_OPS, darken)
+    monkeypatch.setattr(augment, "COLOUR_OPS", ops)
+    monkeypatch.setattr(dali, "COLOUR_OPS", ops)
+    ours, theirs = _ours_and_dali(root, "train", True)
+    diff = (theirs["image"].int() - ours["image"].int()).abs().float()
+    assert diff.mean() < 2.0, diff.mean()
+    monkeypatch.setattr(augment, "COLOUR_OPS", ops[:1])
+    monkeypatch.setattr(dali, "COLOUR_OPS", ops[:1])
+    plain, _ = _ours_and_dali(root, "train", True)
+    assert ours["image"].float().mean() < 0.6 * plain["image"].float().mean()  # the new step ran
 
 
 def _folder_module(config, root):

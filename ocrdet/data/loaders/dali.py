@@ -8,8 +8,8 @@ Split of the work, per sample:
   pixels, so the targets of the next batches are ready while the current batch is decoded and the model trains;
 - DALI, in the training process, decodes (``"mixed"``: nvJPEG on the GPU when there is one, else on the CPU,
   ``device_id=None``), shrinks to ``cache_long_side`` (antialiased, like INTER_AREA), then warps with the same
-  matrix to the S x S crop and applies the same brightness/contrast (training), or resizes to the letterbox
-  size and pads (validation). On a GPU the batch stays there.
+  matrix to the S x S crop and applies the same colour steps (``augment.COLOUR_OPS``, training), or resizes to
+  the letterbox size and pads (validation). On a GPU the batch stays there.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from ocrdet.data.io.decode import (
 from ocrdet.data.loaders.native import loader_batch_size, stack_batch
 from ocrdet.data.sources.base import EncodedSample
 from ocrdet.data.sources.folder import FolderSource
-from ocrdet.data.transforms.augment import transform_polygons
+from ocrdet.data.transforms.augment import COLOUR_OPS, transform_polygons
 from ocrdet.data.transforms.item import Items, train_labels, val_labels
 from ocrdet.data.transforms.maps import MAP_KEYS
 
@@ -62,8 +62,9 @@ def upright_size(data: bytes) -> tuple[int, int, np.ndarray]:
 
 class GeometryItems:
     """One item without pixels: ``encoded`` uint8 bytes, DALI's arguments (``size1`` the shrunk upright size,
-    then ``affine`` (2, 3) and ``jitter`` (alpha, beta) of the item's ``TrainDraw`` for training, or ``size2``
-    the letterbox size), and the labels of ``ocrdet.data.transforms.item`` (maps and evaluation keys)."""
+    then for training ``affine`` (2, 3) and, named after each ``COLOUR_OPS`` step, its float32 parameters of the
+    item's ``TrainDraw``; for validation ``size2`` the letterbox size), and the labels of
+    ``ocrdet.data.transforms.item`` (maps and evaluation keys)."""
 
     def __init__(self, train: bool, config: DataConfig) -> None:
         self.train, self.targets = train, config.targets
@@ -83,7 +84,8 @@ class GeometryItems:
         item: dict[str, Any] = {"encoded": np.frombuffer(encoded.data, np.uint8), "size1": np.float32([h1, w1])}
         if self.train:
             draw = self.items.draw(h1, w1, polygons)
-            item.update(affine=draw.matrix.astype(np.float32), jitter=np.float32([draw.alpha, draw.beta]))
+            item["affine"] = draw.matrix.astype(np.float32)
+            item.update({op.name: np.float32(params) for op, params in zip(COLOUR_OPS, draw.colour, strict=True)})
             return item | train_labels(encoded.name, polygons, encoded.ignore, matrix, draw, self.targets)
         scale = self.eval_size / max(h1, w1)
         item["size2"] = np.float32([round(h1 * scale), round(w1 * scale)])
@@ -109,7 +111,6 @@ def _pipeline(train: bool, size: int, batch_size: int, threads: int, device_id: 
         image = fn.resize(image, size=size1, antialias=True, interp_type=types.INTERP_LINEAR)
         if train:
             affine = fn.external_source(name="affine", dtype=types.FLOAT)
-            jitter = fn.external_source(name="jitter", dtype=types.FLOAT)
             image = fn.warp_affine(
                 image,
                 matrix=affine,
@@ -118,7 +119,9 @@ def _pipeline(train: bool, size: int, batch_size: int, threads: int, device_id: 
                 inverse_map=False,
                 interp_type=types.INTERP_LINEAR,
             )
-            return fn.brightness_contrast(image, brightness=jitter[0], brightness_shift=jitter[1], contrast=1.0)
+            for op in COLOUR_OPS:
+                image = op.dali(image, fn.external_source(name=op.name, dtype=types.FLOAT))
+            return image
         size2 = fn.external_source(name="size2", dtype=types.FLOAT)
         image = fn.resize(image, size=size2, antialias=True, interp_type=types.INTERP_LINEAR)
         return fn.pad(image, axes=(0, 1), shape=[size, size], fill_value=0)
@@ -158,7 +161,8 @@ class DaliLoader:
             device_id = torch.cuda.current_device() if torch.cuda.is_available() else None
             self._pipe = _pipeline(self.train, self.size, self.batch_size, self.threads, device_id)
             self._pipe.build()
-        names = ("encoded", "size1", "affine", "jitter") if self.train else ("encoded", "size1", "size2")
+        colour = tuple(op.name for op in COLOUR_OPS)
+        names = ("encoded", "size1", "affine", *colour) if self.train else ("encoded", "size1", "size2")
         for name in names:
             self._pipe.feed_input(name, batch[name])
         (images,) = self._pipe.run()

@@ -1,4 +1,5 @@
-"""Augmentation on uint8 images: one fused affine warp (flip, rotate, scale, crop) for image and polygons.
+"""Augmentation on uint8 images: one fused affine warp (flip, rotate, scale, crop) for image and polygons, then
+the colour steps of ``COLOUR_OPS`` (each defined once for OpenCV and for DALI).
 
 Polygon coordinates are continuous with pixel (row i, column j) covering [j, j + 1) x [i, i + 1), the convention of
 ``cv2.resize``: scaling an image by s scales its polygons by exactly s. Matrices below act on such coordinates;
@@ -8,8 +9,9 @@ Polygon coordinates are continuous with pixel (row i, column j) covering [j, j +
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -209,10 +211,45 @@ def sample_jitter(rng: np.random.Generator, config: AugmentConfig) -> tuple[floa
     return alpha, rng.uniform(-config.brightness, config.brightness)
 
 
+def _dali_brightness_contrast(image: Any, params: Any) -> Any:
+    from nvidia.dali import fn
+
+    return fn.brightness_contrast(image, brightness=params[0], brightness_shift=params[1], contrast=1.0)
+
+
+@dataclass(frozen=True)
+class ColourOp:
+    """One colour augmentation, in every backend: its parameters drawn once per item (``draw``), applied to a
+    uint8 (H, W, 3) image with OpenCV/NumPy (``apply``) and as a DALI graph step (``dali``: image node and the
+    float32 parameters' node -> image node). A new colour augmentation is a row of ``COLOUR_OPS``."""
+
+    name: str
+    draw: Callable[[np.random.Generator, AugmentConfig], tuple[float, ...]]
+    apply: Callable[..., np.ndarray]
+    """``apply(image, *params)``."""
+    dali: Callable[[Any, Any], Any]
+
+
+COLOUR_OPS = (ColourOp("brightness_contrast", sample_jitter, brightness_contrast, _dali_brightness_contrast),)
+"""Applied in this order after the warp; drawn in this order after it (``ocrdet.data.transforms.item.draw_train``)."""
+
+
+def draw_colour(rng: np.random.Generator, config: AugmentConfig) -> tuple[tuple[float, ...], ...]:
+    """The parameters of every ``COLOUR_OPS`` step, in order."""
+    return tuple(tuple(float(x) for x in op.draw(rng, config)) for op in COLOUR_OPS)
+
+
+def apply_colour(image: np.ndarray, params: Sequence[Sequence[float]]) -> np.ndarray:
+    """The ``COLOUR_OPS`` steps with ``params`` (``draw_colour``) on a uint8 (H, W, 3) image."""
+    for op, values in zip(COLOUR_OPS, params, strict=True):
+        image = op.apply(image, *values)
+    return image
+
+
 def color_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> np.ndarray:
-    """Random brightness and contrast of a uint8 (H, W, 3) image; uint8 of the same shape out."""
+    """Every colour augmentation of a uint8 (H, W, 3) image, drawn from ``rng``; uint8 of the same shape out."""
     check_image(image)
-    return brightness_contrast(image, *sample_jitter(rng, config))
+    return apply_colour(image, draw_colour(rng, config))
 
 
 def letterbox_extent(shape: Sequence[int], scale: float) -> tuple[int, int]:

@@ -27,9 +27,9 @@ import torch
 from ocrdet.data.sources.base import Sample
 from ocrdet.data.transforms.augment import (
     AugmentConfig,
-    brightness_contrast,
+    apply_colour,
+    draw_colour,
     letterbox,
-    sample_jitter,
     sample_warp,
     transform_polygons,
     warp,
@@ -48,19 +48,16 @@ class TrainDraw:
     """float64 (2, 3): the warp (flip, rotation, zoom, crop) on polygon coordinates of the sample's image."""
     size: int
     """Side of the square crop."""
-    alpha: float
-    """Contrast: out = alpha * x + beta * 255."""
-    beta: float
-    """Brightness."""
+    colour: tuple[tuple[float, ...], ...]
+    """The parameters of each ``augment.COLOUR_OPS`` step, in order."""
 
 
 def draw_train(
     height: int, width: int, polygons: Sequence[np.ndarray], rng: np.random.Generator, augment: AugmentConfig
 ) -> TrainDraw:
-    """The training draw of a (height, width) image with float (N_i, 2) polygons: warp first, then jitter."""
+    """The training draw of a (height, width) image with float (N_i, 2) polygons: warp first, then colour."""
     params = sample_warp(height, width, polygons, rng, augment)
-    alpha, beta = sample_jitter(rng, augment)
-    return TrainDraw(warp_matrix(params, height, width), augment.size, alpha, beta)
+    return TrainDraw(warp_matrix(params, height, width), augment.size, draw_colour(rng, augment))
 
 
 def labels(
@@ -90,9 +87,9 @@ def train_labels(
 
 
 def train_item(sample: Sample, draw: TrainDraw, targets: TargetConfig) -> dict[str, Any]:
-    """The training item of ``sample``: warped and jittered by ``draw``, with its labels."""
+    """The training item of ``sample``: warped and coloured by ``draw``, with its labels."""
     image, _, _ = warp(sample.image, [], draw.matrix, draw.size)
-    image = brightness_contrast(image, draw.alpha, draw.beta)
+    image = apply_colour(image, draw.colour)
     item = {"image": torch.from_numpy(image)}
     return item | train_labels(sample.name, sample.polygons, sample.ignore, sample.matrix, draw, targets)
 
