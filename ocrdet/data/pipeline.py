@@ -22,6 +22,7 @@ from ocrdet.data.sources.base import Source
 from ocrdet.data.sources.cache import CacheSource
 from ocrdet.data.sources.folder import FolderSource, open_folder
 from ocrdet.data.sources.prepare import prepare_cache
+from ocrdet.data.sources.shards import ShardSource, open_shards
 from ocrdet.parallel import usable_cores
 
 
@@ -112,34 +113,28 @@ class DaliFolderLoaders(NativeLoaders):
         return dali_loader(make_loader(dataset, self.config, train, collate_encoded, sampler), train, self.config)
 
 
-class ShardLoaders:
-    """WebDataset shards streamed per rank and worker (``ocrdet.data.loaders.stream``), decoded natively or
-    by DALI."""
+class ShardLoaders(NativeLoaders):
+    """WebDataset shards (``sources``) streamed per rank and worker (``ocrdet.data.loaders.stream``), decoded
+    natively or by DALI."""
 
-    def __init__(self, config: DataConfig, seed: int) -> None:
-        from ocrdet.data.loaders.stream import open_shards
+    sources: dict[bool, ShardSource]
 
-        self.config, self.seed = config, seed
-        self.shards = {
-            True: open_shards(config.urls, config.shard_index),
-            False: open_shards(config.val_urls, config.shard_index),
-        }
-        self.skipped: dict[str, list[Problem]] = {}
+    def __init__(self, config: DataConfig, sources: dict[bool, ShardSource], seed: int) -> None:
+        super().__init__(config, sources)
+        self.seed = seed
 
     def __call__(self, train: bool, rank: int, world: int) -> Any:
         from ocrdet.data.loaders.stream import ShardItems, ShardStream, as_is
 
-        c, dali = self.config, self.config.backend == Backend.DALI
+        c, source, dali = self.config, self.sources[train], self.config.backend == Backend.DALI
         if dali:
             from ocrdet.data.loaders.dali import GeometryItems, collate_encoded, dali_loader
 
             items, collate_fn = GeometryItems(train, c), collate_encoded
         else:
-            items, collate_fn = ShardItems(train, c), collate
-        batch = loader_batch_size(c, train)
-        stream = ShardStream(
-            self.shards[train], train, items, batch, c.num_workers, rank, world, c.shuffle_buffer, self.seed, collate_fn
-        )
+            items, collate_fn = ShardItems(source, train, c), collate
+        batch, workers = loader_batch_size(c, train), c.num_workers
+        stream = ShardStream(source, train, items, batch, workers, rank, world, c.shuffle_buffer, self.seed, collate_fn)
         loader = make_loader(stream, c, train, as_is)
         return dali_loader(loader, train, c) if dali else loader
 
@@ -150,7 +145,9 @@ def make_datamodule(config: DataConfig, seed: int) -> DetectionDataModule:
     if config.num_workers == AUTO and (config.urls or config.backend == Backend.DALI):
         config = dataclasses.replace(config, num_workers=usable_cores())
     if config.urls:
-        return DetectionDataModule(ShardLoaders(config, seed))
+        urls = {True: config.urls, False: config.val_urls}
+        shards = {t: open_shards(urls[t], config.shard_index, config.cache_long_side) for t in urls}
+        return DetectionDataModule(ShardLoaders(config, shards, seed))
     root = Path(config.root)
     if config.backend == Backend.DALI:  # DALI decodes the files itself: the folder, checked first
         folders = {

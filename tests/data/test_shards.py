@@ -10,19 +10,13 @@ from torch.utils.data import DataLoader
 from ocrdet.data.config import DataConfig
 from ocrdet.data.io.decode import ImageDecodeError
 from ocrdet.data.io.synth import generate_dataset
-from ocrdet.data.loaders.stream import (
-    ShardItems,
-    ShardStream,
-    allocate,
-    batches_per_rank,
-    open_shards,
-    train_plan,
-)
+from ocrdet.data.loaders.stream import ShardItems, ShardStream, allocate, batches_per_rank, train_plan
 from ocrdet.data.sources import shards
 from ocrdet.data.sources.folder import FolderSource
 from ocrdet.data.sources.shards import (
     ShardError,
     decode_sample,
+    open_shards,
     parse_size,
     read_index,
     read_shard,
@@ -224,7 +218,7 @@ def test_two_ranks_two_workers_see_disjoint_equal_epochs(shard_dir):
         for names in seen.values():
             assert len(set(names)) == len(names), "no sample twice on one rank"
         assert not set(seen[0]) & set(seen[1]), "no sample on both ranks"
-        assert len(seen[0]) + len(seen[1]) >= train.samples - 2 * 2 * 2 * 2
+        assert len(seen[0]) + len(seen[1]) >= len(train) - 2 * 2 * 2 * 2
     order = [[n for b in runs[0][e] for n in b] for e in range(2)]
     assert order[0] != order[1], "a new order every epoch"
 
@@ -241,7 +235,7 @@ def test_validation_reads_every_sample_with_equal_batches(shard_dir):
 def test_native_items_match_the_map_style_loader(root, shard_dir):
     config = DataConfig(eval_size=256)
     val = open_shards(str(shard_dir / "val-000000.tar"))
-    stream = ShardStream(val, False, ShardItems(False, config), 2, 0)
+    stream = ShardStream(val, False, ShardItems(val, False, config), 2, 0)
     batches = list(stream)
     assert len(batches) == len(stream) == 3
     batch = batches[0]

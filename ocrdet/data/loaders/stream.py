@@ -17,9 +17,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,40 +26,11 @@ from torch.utils.data import IterableDataset, get_worker_info
 from ocrdet.data.config import DataConfig
 from ocrdet.data.loaders.native import collate
 from ocrdet.data.sources.base import EncodedSample
-from ocrdet.data.sources.shards import INDEX, ShardError, decode_sample, read_index, read_shard, shard_name
+from ocrdet.data.sources.shards import ShardError, ShardSource
 from ocrdet.data.transforms.item import Items
 
 ItemFn = Callable[[EncodedSample], dict[str, Any]]
 """Encoded sample -> one item of a batch (``ShardItems``, or the DALI backend's ``GeometryItems``)."""
-
-
-@dataclass(frozen=True)
-class ShardSet:
-    """Shard URLs (local paths or ``pipe:`` commands) with their sample counts from the shard index."""
-
-    urls: list[str]
-    counts: list[int]
-
-    @property
-    def samples(self) -> int:
-        return sum(self.counts)
-
-
-def open_shards(pattern: str, index_url: str = "") -> ShardSet:
-    """Expand a brace pattern (``shards/train-{000000..000009}.tar``) and look up each shard's count in the
-    index (default: ``index.json`` beside the first shard, which must then be a local path)."""
-    urls = wds.shardlists.expand_urls(pattern)
-    if not urls:
-        raise ShardError(f"{pattern!r}: no shard URLs")
-    if not index_url:
-        if "://" in urls[0] or urls[0].startswith("pipe:"):
-            raise ShardError(f"{urls[0]}: give the shard index URL (data.shard_index) for remote shards")
-        index_url = str(Path(urls[0]).parent / INDEX)
-    index = read_index(index_url)
-    missing = [url for url in urls if shard_name(url) not in index]
-    if missing:
-        raise ShardError(f"{index_url}: does not list {len(missing)} shard(s) of {pattern!r}, e.g. {missing[0]}")
-    return ShardSet(urls, [index[shard_name(url)] for url in urls])
 
 
 def batches_per_rank(counts: list[int], world_size: int, workers: int, batch_size: int) -> int:
@@ -115,16 +83,16 @@ def val_slots(n: int, slot: int, slots: int) -> tuple[list[int], int]:
 
 
 class ShardItems:
-    """Items of shard samples: decode here (libjpeg-turbo), then ``ocrdet.data.transforms.item`` as for any
-    source. A sample that fails raises an error naming its shard, key and file (skipping it would make the
-    ranks' epochs unequal)."""
+    """Items of a ``ShardSource``'s samples: decoded by the source (libjpeg-turbo), then
+    ``ocrdet.data.transforms.item`` as for any source. A sample that fails raises an error naming its shard, key
+    and file (skipping it would make the ranks' epochs unequal)."""
 
-    def __init__(self, train: bool, config: DataConfig) -> None:
-        self.long_side = config.cache_long_side
+    def __init__(self, source: ShardSource, train: bool, config: DataConfig) -> None:
+        self.source = source
         self.items = Items(train, config.augment, config.targets, config.eval_size)
 
     def __call__(self, encoded: EncodedSample) -> dict[str, Any]:
-        return self.items(decode_sample(encoded, self.long_side)) | {"skipped": []}
+        return self.items(self.source.decode(encoded)) | {"skipped": []}
 
 
 class ShardStream(IterableDataset):
@@ -133,7 +101,7 @@ class ShardStream(IterableDataset):
 
     def __init__(
         self,
-        shards: ShardSet,
+        shards: ShardSource,
         train: bool,
         items: ItemFn,
         batch_size: int,
@@ -154,7 +122,7 @@ class ShardStream(IterableDataset):
         """Batches per epoch on this rank."""
         if self.train:
             return batches_per_rank(self.shards.counts, self.world_size, self.workers, self.batch_size)
-        own = math.ceil(self.shards.samples / (self.world_size * self.workers))
+        own = math.ceil(len(self.shards) / (self.world_size * self.workers))
         return self.workers * math.ceil(own / self.batch_size)
 
     def _worker(self) -> int:
@@ -181,19 +149,13 @@ class ShardStream(IterableDataset):
 
     def _read(self, plan: list[tuple[int, int]]) -> Iterator[EncodedSample]:
         for i, take in plan:
-            url, got = self.shards.urls[i], 0
-            for encoded in islice(read_shard(url), take):
-                got += 1
-                yield encoded
-            if got < take:
-                raise ShardError(f"{url}: {got} samples, the index says {self.shards.counts[i]} (stale index?)")
+            yield from self.shards.read(i, take)
 
     def _val_samples(self, worker: int) -> Iterator[dict[str, Any]]:
         slots = self.world_size * self.workers
-        own, pad = val_slots(self.shards.samples, self.rank * self.workers + worker, slots)
+        own, pad = val_slots(len(self.shards), self.rank * self.workers + worker, slots)
         wanted, first = set(own), None
-        stream = (e for url in self.shards.urls for e in read_shard(url))
-        for ordinal, encoded in enumerate(stream):
+        for ordinal, encoded in enumerate(self.shards.samples()):
             if ordinal == 0:
                 first = encoded
             if ordinal in wanted:

@@ -1,9 +1,10 @@
 """What every source gives: ``Sample`` (decoded, upright, shrunk) or ``EncodedSample`` (bytes), and ``Source``.
 
-Three backends read sources: the native Dataset (``get``), the shard stream (``EncodedSample`` from tar
-members) and DALI (``encoded``: bytes, decoded by DALI). ``sources.folder.shrink_sample`` is the one way a
-decoded image becomes a ``Sample``, so the folder, the cache (written from folder samples) and the shards hold
-the same.
+The folder and the cache are read by index (``Source.get``: the native Dataset); the shards
+(``sources.shards.ShardSource``) in order, shard by shard, since a stream has no random access (``read``: the
+shard stream). A backend that decodes itself (DALI) takes ``EncodedSample`` bytes (``FolderSource.encoded``,
+``ShardSource.read``). ``sources.folder.shrink_sample`` is the one way a decoded image becomes a ``Sample``, so
+the folder, the cache (written from folder samples) and the shards (``ShardSource.decode``) hold the same.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class EncodedSample:
 
 
 class Source(Protocol):
-    """What a Dataset needs from a source of samples."""
+    """What a Dataset needs from a source of samples read by index (``ShardSource`` has ``len`` and
+    ``skipped`` too, and reads in order instead of ``get``)."""
 
     names: list[str]
     skipped: list[Problem]

@@ -1,4 +1,5 @@
-"""WebDataset shards: writing them (``ocrdet shard``) and reading their members safely.
+"""WebDataset shards: writing them (``ocrdet shard``), reading their members safely, and ``ShardSource``, the
+shards as a source (``open_shards``).
 
 A shard is a plain tar of samples; sample ``<key>`` is two members, written by ``webdataset.ShardWriter``:
 
@@ -18,6 +19,7 @@ truncated or corrupt archives (``ShardError`` names the shard, the member and th
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import shutil
@@ -25,6 +27,7 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -34,6 +37,7 @@ import webdataset as wds
 from PIL import Image
 
 from ocrdet.atomic import atomic_write_text
+from ocrdet.data.check import Problem
 from ocrdet.data.io.decode import (
     IMAGE_SUFFIXES,
     JPEG_START,
@@ -273,3 +277,54 @@ def decode_sample(encoded: EncodedSample, long_side: int | None, url: str = "") 
     except ImageDecodeError as exc:
         raise ImageDecodeError(f"{url}: sample {encoded.key!r} ({encoded.name}): {exc}") from None
     return shrink_sample(decoded, encoded.name, encoded.polygons, encoded.ignore, long_side, encoded.matrix)
+
+
+@dataclass(frozen=True)
+class ShardSource:
+    """Shards (local paths or ``pipe:`` commands) as a source: their samples read in order, shard by shard (a
+    stream has no random access), encoded (``read``, ``samples``: what DALI takes) or decoded into a ``Sample``
+    (``decode``: upright, shrunk to ``long_side``, as ``FolderSource.get`` gives a file)."""
+
+    urls: list[str]
+    counts: list[int]
+    """Samples per shard, from the shard index."""
+    long_side: int | None = None
+    skipped: list[Problem] = field(default_factory=list)
+    """Always empty: ``write_shards`` checked (decoded) every image."""
+
+    def __len__(self) -> int:
+        return sum(self.counts)
+
+    def read(self, shard: int, take: int) -> Iterator[EncodedSample]:
+        """The first ``take`` samples of shard number ``shard``; ``ShardError`` when it holds fewer."""
+        url, got = self.urls[shard], 0
+        for encoded in itertools.islice(read_shard(url), take):
+            got += 1
+            yield encoded
+        if got < take:
+            raise ShardError(f"{url}: {got} samples, the index says {self.counts[shard]} (stale index?)")
+
+    def samples(self) -> Iterator[EncodedSample]:
+        """Every sample, in order."""
+        return (encoded for url in self.urls for encoded in read_shard(url))
+
+    def decode(self, encoded: EncodedSample) -> Sample:
+        """The ``Sample`` of a sample read here."""
+        return decode_sample(encoded, self.long_side)
+
+
+def open_shards(pattern: str, index_url: str = "", long_side: int | None = None) -> ShardSource:
+    """Expand a brace pattern (``shards/train-{000000..000009}.tar``) and look up each shard's count in the
+    index (default: ``index.json`` beside the first shard, which must then be a local path)."""
+    urls = wds.shardlists.expand_urls(pattern)
+    if not urls:
+        raise ShardError(f"{pattern!r}: no shard URLs")
+    if not index_url:
+        if "://" in urls[0] or urls[0].startswith("pipe:"):
+            raise ShardError(f"{urls[0]}: give the shard index URL (data.shard_index) for remote shards")
+        index_url = str(Path(urls[0]).parent / INDEX)
+    index = read_index(index_url)
+    missing = [url for url in urls if shard_name(url) not in index]
+    if missing:
+        raise ShardError(f"{index_url}: does not list {len(missing)} shard(s) of {pattern!r}, e.g. {missing[0]}")
+    return ShardSource(urls, [index[shard_name(url)] for url in urls], long_side)
