@@ -107,10 +107,12 @@ def cmd_config(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
+    from ocrdet.data.config import compose_data
     from ocrdet.data.pipeline import ensure_data, open_source
-    from ocrdet.train.config import compose
 
-    config = compose(args.overrides)
+    config, ignored = compose_data(args.overrides)
+    if ignored:
+        print(f"ocrdet prepare: not data settings, ignored: {' '.join(ignored)}", file=sys.stderr)
     if args.verify and not config.data.cache:
         raise SystemExit("ocrdet prepare: --verify checks a prepared cache; data.cache=false uses none")
     root = ensure_data(config.data.root, config.synth)
@@ -533,8 +535,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="processes decoding images (default: all cores)")
     p.set_defaults(func=cmd_check)
 
-    p = command("prepare", "decode once into the shared cache that training reads (same overrides as train)", True)
-    p.add_argument("overrides", nargs="*", help="KEY=VALUE and GROUP=OPTION, as for `ocrdet train`")
+    p = command("prepare", "decode once into the shared cache that training reads (the data overrides of train)", True)
+    p.add_argument(
+        "overrides", nargs="*", help="KEY=VALUE and GROUP=OPTION, as for `ocrdet train` (only data.*, synth.* used)"
+    )
     p.add_argument(
         "--verify",
         action="store_true",

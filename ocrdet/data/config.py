@@ -127,3 +127,25 @@ class DataConfig:
     def cache_config(self) -> CacheConfig:
         """The settings of this data's prepared caches."""
         return CacheConfig(self.cache_long_side, self.eval_size, self.targets, self.cache_key)
+
+
+@dataclass
+class DataSetup:
+    """The data part of the training configuration: what ``ocrdet prepare`` reads."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    synth: SynthRequest = field(default_factory=SynthRequest)
+
+
+def compose_data(overrides: list[str]) -> tuple[DataSetup, list[str]]:
+    """``configs/`` composed with the command-line ``overrides`` of ``ocrdet train``, as far as they concern the
+    data (``data.*``, ``synth.*``, config groups such as ``data=`` and ``experiment=``), and the other overrides,
+    the training's, which are not applied."""
+    from ocrdet.compose import compose, is_group, override_key
+
+    def concerns_data(override: str) -> bool:
+        key = override_key(override)
+        return key.split(".")[0] in ("data", "synth") or is_group(key)
+
+    ours = [o for o in overrides if concerns_data(o)]
+    return compose(DataSetup, ours), [o for o in overrides if not concerns_data(o)]

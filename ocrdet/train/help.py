@@ -7,7 +7,8 @@ import dataclasses
 from enum import Enum
 from typing import Any
 
-from ocrdet.train.config import CONFIG_DIR, TrainConfig, compose
+from ocrdet.compose import CONFIG_DIR
+from ocrdet.train.config import TrainConfig, compose
 
 COMMON_KEYS = {
     "data.root": "the data set folder: ROOT/images/<split>/*.jpg and ROOT/jsons/<split>.json",

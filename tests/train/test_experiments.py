@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ocrdet.train.config import CONFIG_DIR, compose
+from ocrdet.compose import CONFIG_DIR
+from ocrdet.train.config import compose
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
