@@ -234,7 +234,7 @@ def test_validation_reads_every_sample_with_equal_batches(shard_dir):
 
 def test_native_items_match_the_map_style_loader(root, shard_dir):
     config = DataConfig(eval_size=256)
-    val = open_shards(str(shard_dir / "val-000000.tar"))
+    val = open_shards(str(shard_dir / "val-000000.tar"), long_side=config.cache_long_side)
     stream = ShardStream(val, False, ShardItems(val, False, config), 2, 0)
     batches = list(stream)
     assert len(batches) == len(stream) == 3
