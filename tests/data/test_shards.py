@@ -15,6 +15,7 @@ from ocrdet.data.sources import shards
 from ocrdet.data.sources.folder import FolderSource
 from ocrdet.data.sources.shards import (
     ShardError,
+    ShardSource,
     decode_sample,
     open_shards,
     parse_size,
@@ -65,24 +66,37 @@ def test_shards_decode_to_what_the_folder_gives(root, shard_dir):
     pixels for files without EXIF orientation, re-encoded ones (q95) close."""
     folder = FolderSource(root, "train", long_side=1024)
     expected = {name: folder.get(i) for i, name in enumerate(folder.names)}
-    rotated = 0
-    for name in sorted(read_index(str(shard_dir / "index.json"))):
-        if not name.startswith("train-"):
-            continue
-        for encoded in read_shard(str(shard_dir / name)):
-            sample, ref = decode_sample(encoded, 1024), expected[encoded.name]
-            np.testing.assert_allclose(sample.matrix, ref.matrix, atol=1e-9)
-            for got, want in zip(sample.polygons, ref.polygons, strict=True):
-                np.testing.assert_allclose(got, want, atol=1e-3)
-            original = (root / "images" / "train" / encoded.name).read_bytes()
-            if np.allclose(encoded.matrix, np.eye(3)):
-                assert encoded.data == original
-                np.testing.assert_array_equal(sample.image, ref.image)
-            else:
-                rotated += 1
-                assert sample.image.shape == ref.image.shape
-                assert np.abs(sample.image.astype(int) - ref.image.astype(int)).mean() < 3
+    rotated, source = 0, open_shards(_train_pattern(shard_dir), long_side=1024)
+    assert len(source) == len(folder) and source.skipped == []
+    for encoded in source.samples():
+        sample, ref = source.decode(encoded), expected[encoded.name]
+        np.testing.assert_allclose(sample.matrix, ref.matrix, atol=1e-9)
+        for got, want in zip(sample.polygons, ref.polygons, strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-3)
+        original = (root / "images" / "train" / encoded.name).read_bytes()
+        if np.allclose(encoded.matrix, np.eye(3)):
+            assert encoded.data == original
+            np.testing.assert_array_equal(sample.image, ref.image)
+        else:
+            rotated += 1
+            assert sample.image.shape == ref.image.shape
+            assert np.abs(sample.image.astype(int) - ref.image.astype(int)).mean() < 3
     assert rotated > 0, "the synthetic set has EXIF-rotated images"
+
+
+def _train_pattern(shard_dir):
+    last = max(p.name for p in shard_dir.glob("train-*.tar"))[len("train-") : -len(".tar")]
+    return str(shard_dir / f"train-{{000000..{last}}}.tar")
+
+
+def test_a_shard_source_reads_a_shard_and_names_a_stale_index(shard_dir):
+    source = open_shards(_train_pattern(shard_dir))
+    first = [e.key for e in source.read(1, 2)]
+    assert first == [e.key for e in read_shard(source.urls[1])][:2]
+    stale = ShardSource(source.urls, [n + 1 for n in source.counts])  # an index written for other shards
+    n = source.counts[1]
+    with pytest.raises(ShardError, match=rf"train-000001.tar: {n} samples, the index says {n + 1} \(stale index"):
+        list(stale.read(1, n + 1))
 
 
 def test_rewriting_replaces_shards_and_keeps_other_splits(root, tmp_path):
@@ -208,8 +222,7 @@ def _epochs(shards_set, train, rank, world, workers=2, batch=2, epochs=2):
 
 
 def test_two_ranks_two_workers_see_disjoint_equal_epochs(shard_dir):
-    last = max(p.name for p in shard_dir.glob("train-*.tar"))[len("train-") : -len(".tar")]
-    train = open_shards(str(shard_dir / f"train-{{000000..{last}}}.tar"))
+    train = open_shards(_train_pattern(shard_dir))
     runs = {rank: _epochs(train, True, rank, 2) for rank in range(2)}
     for epoch in range(2):
         seen = {rank: [n for batch in runs[rank][epoch] for n in batch] for rank in range(2)}
