@@ -183,8 +183,6 @@ def read_annotation_polygons(path: str | Path, what: str = "annotation") -> dict
 def warn_self_intersecting(gts: dict[str, GroundTruth], source: str, words: dict[str, list[str]] | None = None) -> None:
     """A MetricInputWarning naming image and word of every self-intersecting ground-truth polygon (as
     ``ocrdet check``): the metrics score its even-odd region, which is rarely what the annotator meant."""
-    import shapely
-
     from ocrdet.eval.geometry import polygon_set
 
     polys = [p for g in gts.values() for p in g[0]]
@@ -194,6 +192,8 @@ def warn_self_intersecting(gts: dict[str, GroundTruth], source: str, words: dict
     if len(invalid) == 0:
         return
     owners = [(name, k) for name, g in gts.items() for k in range(len(g[0]))]
+    import shapely
+
     shown = []
     for i in invalid[:5].tolist():
         name, k = owners[i]

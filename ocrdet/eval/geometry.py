@@ -1,5 +1,7 @@
-"""Bulk polygon geometry shared by the metrics: Polygon3-like areas and even-odd regions as valid shapely
-geometry, candidate pairs by bounding box, and the checks of polygon arrays."""
+"""Bulk polygon geometry shared by the metrics: Polygon3-like areas, convex pieces of polygons (intersected in
+numpy), even-odd regions as valid shapely geometry for the rest, candidate pairs by bounding box.
+
+shapely is imported only where a polygon has no convex pieces (``ocrdet evaluate`` on quads never loads it)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import numpy as np
-import shapely
 
-POLYGONAL_TYPES = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+POLYGONAL_TYPES = (3, 6)
+"""shapely's type ids of Polygon and MultiPolygon (``shapely.GeometryType``)."""
 GRID = 2.0**-20
 """Pixels: the snap-rounding grid of overlays whose results go into further overlays. Floating-point overlays
 can return invalid geometry on near-degenerate input (a sliver 1e-54 wide), which the next overlay fails on;
@@ -25,18 +27,27 @@ class PolygonSet:
     """Many polygons in bulk: ``area`` (n,) float64 |shoelace|, ``bounds`` (n, 4) float64 xmin, ymin, xmax, ymax,
     ``points`` the float64 (N_i, 2) polygons as given, ``convex`` (n,) bool (simple and convex, up to
     ``MAX_CONVEX_POINTS`` points) with ``padded`` (n, K, 2) their points, the last one repeated up to K.
+    ``pieces`` (P, K, 2) convex pieces padded the same way, interior-disjoint, whose union is the even-odd region
+    of their polygon: the polygon itself when convex, two triangles for a concave or bow-tie quad; polygon ``i``
+    owns ``pieces[piece_start[i] : piece_start[i] + piece_count[i]]`` (count 0: no pieces, use ``geoms``).
     ``geoms`` (shapely, built on first use) and ``valid`` (False: self-intersecting or collapsed ring, whose
     geometry is its even-odd region and whose ``area`` is not that region's)."""
 
-    def __init__(self, points: Sequence[np.ndarray], area: np.ndarray, bounds: np.ndarray) -> None:
+    def __init__(
+        self, points: Sequence[np.ndarray], coords: np.ndarray, sizes: np.ndarray, area: np.ndarray, bounds: np.ndarray
+    ) -> None:
         self.points = points
         self.area = area
         self.bounds = bounds
-        self.padded, self.convex = convex_padded(points)
+        self.padded, self.convex = convex_padded(coords, sizes)
+        self.pieces, self.piece_start, self.piece_count, simple, known = convex_pieces(self.padded, self.convex, sizes)
         self._geoms = np.full(len(points), None, dtype=object)
-        self._valid: np.ndarray | None = None
+        self._valid: np.ndarray | None = simple if known.all() else None
+        self._simple, self._known = simple, known
 
     def _polygons(self, idx: np.ndarray) -> np.ndarray:
+        import shapely
+
         sizes = [len(self.points[i]) for i in idx.tolist()]
         if not sizes:
             return np.empty(0, dtype=object)
@@ -48,8 +59,10 @@ class PolygonSet:
     @property
     def valid(self) -> np.ndarray:
         if self._valid is None:
-            valid = self.convex.copy()
-            rest = np.flatnonzero(~valid)
+            import shapely
+
+            valid = self._simple.copy()
+            rest = np.flatnonzero(~self._known)
             valid[rest] = shapely.is_valid(self._polygons(rest))
             self._valid = valid
         return self._valid
@@ -92,6 +105,8 @@ def even_odd_regions(rings: np.ndarray) -> np.ndarray:
 def _bow_tie_regions(rings: np.ndarray) -> np.ndarray:
     """The two triangles of 4-point rings whose opposite edges cross once, properly (None for other rings):
     their even-odd region, without overlays."""
+    import shapely
+
     out = np.full(len(rings), None, dtype=object)
     coords, owner = shapely.get_coordinates(shapely.get_exterior_ring(rings), return_index=True)
     sizes = np.bincount(owner, minlength=len(rings))
@@ -121,6 +136,8 @@ def _bow_tie_regions(rings: np.ndarray) -> np.ndarray:
 
 def _fan_regions(rings: np.ndarray) -> np.ndarray:
     """``even_odd_regions`` for any ring: the symmetric difference of its fan triangles."""
+    import shapely
+
     points, owner = shapely.get_coordinates(shapely.get_exterior_ring(rings), return_index=True)
     first = np.searchsorted(owner, owner)
     seg = np.flatnonzero(owner[:-1] == owner[1:])
@@ -143,6 +160,8 @@ def polygonal(geoms: np.ndarray) -> np.ndarray:
     region, and a later overlay fails on such mixed collections ("Unable to determine overlay result
     geometry dimension", e.g. against an empty polygon).
     """
+    import shapely
+
     out = geoms.copy()
     mixed = np.flatnonzero(~np.isin(shapely.get_type_id(geoms), POLYGONAL_TYPES))
     if len(mixed) == 0:
@@ -164,7 +183,7 @@ def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
     """
     n = len(polys)
     if n == 0:
-        return PolygonSet([], np.empty(0), np.empty((0, 4)))
+        return PolygonSet([], np.empty((0, 2)), np.empty(0, dtype=np.int64), np.empty(0), np.empty((0, 4)))
     sizes = np.fromiter((len(p) for p in polys), dtype=np.int64, count=n)
     coords = np.concatenate(polys)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
@@ -182,21 +201,21 @@ def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
         ],
         axis=1,
     )
-    return PolygonSet(polys, area, bounds)
+    return PolygonSet(polys, coords, sizes, area, bounds)
 
 
-def convex_padded(polys: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def convex_padded(coords: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, K, 2) points padded by repeating the last one, and (n,) bool: convex and simple (every turn the
     same way, no repeated consecutive point, no doubling back, one turn around), for polygons of up to
-    ``MAX_CONVEX_POINTS``."""
-    n = len(polys)
-    sizes = np.fromiter((len(p) for p in polys), dtype=np.int64, count=n)
+    ``MAX_CONVEX_POINTS``; the polygons are ``coords`` (sum(sizes), 2) cut into ``sizes`` (n,) points."""
+    n = len(sizes)
     k = int(min(sizes.max(initial=3), MAX_CONVEX_POINTS))
     padded = np.zeros((n, k, 2))
     small = np.flatnonzero(sizes <= k)
     if len(small) == 0:
         return padded, np.zeros(n, dtype=bool)
-    coords = np.concatenate([polys[i] for i in small.tolist()])
+    if len(small) < n:
+        coords = coords[np.repeat(sizes <= k, sizes)]
     row = np.repeat(np.arange(len(small)), sizes[small])
     col = np.arange(len(coords)) - np.repeat(np.cumsum(sizes[small]) - sizes[small], sizes[small])
     block = np.empty((len(small), k, 2))
@@ -218,6 +237,98 @@ def convex_padded(polys: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     convex = np.zeros(n, dtype=bool)
     convex[small] = ~zero_edge & (positive != negative) & (np.abs(np.abs(turning) - 2 * np.pi) < 1e-6)
     return padded, convex
+
+
+def _cross(o: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(m,) z of (a - o) x (b - o) for (m, 2) points: > 0 when o, a, b turn left."""
+    return (a[:, 0] - o[:, 0]) * (b[:, 1] - o[:, 1]) - (a[:, 1] - o[:, 1]) * (b[:, 0] - o[:, 0])
+
+
+def convex_pieces(
+    padded: np.ndarray, convex: np.ndarray, sizes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Interior-disjoint convex pieces whose union is each polygon's even-odd region, where that is cheap:
+    a convex polygon is one piece; a concave quad is split at its reflex corner, a bow-tie quad (one proper
+    crossing of opposite edges a-b, c-d at x) into its lobes (a, x, d) and (x, b, c), a quad one of whose fan
+    triangles has no area is the other one (the even-odd region is the symmetric difference of the fan
+    triangles). Other polygons get none.
+
+    Returns (P, K, 2) pieces padded like ``padded``, (n,) int64 first piece, (n,) int64 piece count, (n,) bool
+    simple (a valid ring) and (n,) bool known (whether ``simple`` is decided: for convex, concave and bow-tie
+    polygons; the degenerate quads are left to GEOS, which accepts a repeated point). Corner turns are signs of float
+    cross products: exact for integer coordinates below 2**26.
+    """
+    quads = np.flatnonzero(~convex & (sizes == 4))
+    count = convex.astype(np.int64)
+    simple = convex.copy()
+    known = convex.copy()
+    k = padded.shape[1]
+    if len(quads):
+        p = padded[quads, :4]
+        turn = np.stack([_cross(p[:, i - 1], p[:, i], p[:, (i + 1) % 4]) for i in range(4)], axis=1)
+        left = (turn > 0).sum(axis=1)
+
+        def proper(a: int, b: int, c: int, d: int) -> np.ndarray:
+            pa, pb, pc, pd = p[:, a], p[:, b], p[:, c], p[:, d]
+            return (np.sign(_cross(pa, pb, pc)) * np.sign(_cross(pa, pb, pd)) < 0) & (
+                np.sign(_cross(pc, pd, pa)) * np.sign(_cross(pc, pd, pb)) < 0
+            )
+
+        cross_01_23, cross_12_30 = proper(0, 1, 2, 3), proper(1, 2, 3, 0)
+        no_zero = (turn != 0).all(axis=1)
+        concave = no_zero & ~cross_01_23 & ~cross_12_30 & ((left == 1) | (left == 3))
+        bow_tie = cross_01_23 ^ cross_12_30
+        # reflex corner r: the one turning against the other three; pieces (r, r+1, r+2) and (r, r+2, r+3)
+        minority = np.where(left[:, None] == 1, turn > 0, turn < 0)
+        r = np.argmax(minority, axis=1)
+        corners = (r[:, None] + np.array([0, 1, 2, 0, 2, 3])[None, :]) % 4
+        split = np.take_along_axis(p, corners[..., None], axis=1).reshape(-1, 2, 3, 2)
+        # bow-tie: a-b crosses c-d, with (a, b, c, d) = (0, 1, 2, 3) or (1, 2, 3, 0)
+        shift = np.where(cross_01_23, 0, 1)
+        a, b, c, d = (np.take_along_axis(p, ((shift + j) % 4)[:, None, None], axis=1)[:, 0] for j in range(4))
+        with np.errstate(divide="ignore", invalid="ignore"):  # the formula of ``_bow_tie_regions``
+            t = ((c[:, 0] - a[:, 0]) * (d[:, 1] - c[:, 1]) - (c[:, 1] - a[:, 1]) * (d[:, 0] - c[:, 0])) / (
+                (b[:, 0] - a[:, 0]) * (d[:, 1] - c[:, 1]) - (b[:, 1] - a[:, 1]) * (d[:, 0] - c[:, 0])
+            )
+            x = a + t[:, None] * (b - a)
+        lobes = np.stack([np.stack([a, x, d], axis=1), np.stack([x, b, c], axis=1)], axis=1)
+        pieces = np.where(bow_tie[:, None, None, None], lobes, split)
+        # a quad with a zero-area fan triangle (a repeated point, three points on a line) is its other one
+        fans = [((0, 1, 2), (0, 2, 3)), ((1, 2, 3), (1, 3, 0))]
+        rest = ~concave & ~bow_tie
+        one = np.zeros(len(quads), dtype=bool)
+        for first, second in fans:
+            for flat, other in ((first, second), (second, first)):
+                hit = rest & ~one & (_cross(p[:, flat[0]], p[:, flat[1]], p[:, flat[2]]) == 0)
+                pieces[hit, 0] = p[hit][:, list(other)]
+                one |= hit
+        per_quad = np.where(concave | bow_tie, 2, np.where(one, 1, 0))
+        used = np.arange(2)[None, :] < per_quad[:, None]
+        tri = pieces[used]
+        extra = np.concatenate([tri, np.repeat(tri[:, 2:], k - 3, axis=1)], axis=1) if k > 3 else tri
+        count[quads] = per_quad
+        simple[quads[concave]] = True
+        known[quads[concave | bow_tie]] = True
+    start = np.cumsum(count) - count
+    pieces_out = np.empty((int(count.sum()), k, 2))
+    pieces_out[start[convex]] = padded[convex]
+    if len(quads):
+        pieces_out[(start[quads][:, None] + np.arange(2)[None, :])[used]] = extra
+    return pieces_out, start, count, simple, known
+
+
+def pieces_intersection_area(a: PolygonSet, ia: np.ndarray, b: PolygonSet, ib: np.ndarray) -> np.ndarray:
+    """(m,) area of the even-odd regions of ``a[ia[j]] & b[ib[j]]`` for polygons that both have convex pieces:
+    the sum over their pieces' pairs (the pieces are interior-disjoint)."""
+    ca, cb = a.piece_count[ia], b.piece_count[ib]
+    per_pair = ca * cb
+    pair = np.repeat(np.arange(len(ia)), per_pair)
+    within = np.arange(len(pair)) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
+    pa = a.piece_start[ia][pair] + within // cb[pair]
+    pb = b.piece_start[ib][pair] + within % cb[pair]
+    if (per_pair == 1).all():
+        return convex_intersection_area(a.pieces[pa], b.pieces[pb])
+    return np.bincount(pair, weights=convex_intersection_area(a.pieces[pa], b.pieces[pb]), minlength=len(ia))
 
 
 def convex_intersection_area(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -323,6 +434,8 @@ def exact_intersection_area(a: np.ndarray, b: np.ndarray) -> Fraction | None:
     """Exact area of polygon ``a`` & polygon ``b`` (float64 (N, 2) points taken as the rationals they are),
     when one of them is convex and the other simple: Sutherland-Hodgman clipping of the other by the convex
     one in rational arithmetic. None when neither is convex or the other is self-intersecting."""
+    import shapely
+
     pa = [(Fraction(x), Fraction(y)) for x, y in a.tolist()]
     pb = [(Fraction(x), Fraction(y)) for x, y in b.tolist()]
     if _is_convex(pb) and shapely.is_valid(shapely.Polygon(a)):

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-import shapely
 
 from ocrdet.arrays import check_polygons
 from ocrdet.eval.geometry import (
@@ -52,9 +51,9 @@ from ocrdet.eval.geometry import (
     PolygonSet,
     box_overlap,
     candidate_pairs,
-    convex_intersection_area,
     exact_area,
     exact_intersection_area,
+    pieces_intersection_area,
     polygon_set,
     ratio_above,
 )
@@ -159,14 +158,17 @@ def flatten_images(images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, Sequ
 
 
 def _intersection_area(batch: ImageBatch, pairs: np.ndarray) -> np.ndarray:
-    """Area of det & gt (even-odd regions) for the selected pair positions, float64: pairs of convex polygons
-    in numpy (``convex_intersection_area``), the rest with GEOS."""
+    """Area of det & gt (even-odd regions) for the selected pair positions, float64: pairs of polygons with
+    convex pieces (convex ones, quads) in numpy (``pieces_intersection_area``), the rest with GEOS."""
     d, g = batch.pair_det[pairs], batch.pair_gt[pairs]
-    fast = batch.det.convex[d] & batch.gt.convex[g]
+    fast = (batch.det.piece_count[d] > 0) & (batch.gt.piece_count[g] > 0)
     out = np.empty(len(pairs))
-    out[fast] = convex_intersection_area(batch.det.padded[d[fast]], batch.gt.padded[g[fast]])
+    out[fast] = pieces_intersection_area(batch.det, d[fast], batch.gt, g[fast])
     rest = ~fast
-    out[rest] = shapely.area(shapely.intersection(batch.det.geoms_at(d[rest]), batch.gt.geoms_at(g[rest])))
+    if rest.any():
+        import shapely
+
+        out[rest] = shapely.area(shapely.intersection(batch.det.geoms_at(d[rest]), batch.gt.geoms_at(g[rest])))
     return out
 
 
