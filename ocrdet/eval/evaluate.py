@@ -7,29 +7,28 @@ over processes and DDP ranks and the metric is computed once, from the sum.
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
 import warnings
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 from ocrdet.data.io.errors import AnnotationError
-from ocrdet.eval.cleval import CLEvalConfig, CLEvalCounts
 from ocrdet.eval.files import GroundTruth, MetricInputWarning, read_detections, read_ground_truth
 from ocrdet.eval.files import warn_self_intersecting as warn_self_intersecting
 from ocrdet.eval.iou_hmean import AREA_PRECISION_THRESHOLD, IOU_THRESHOLD, ImageCounts, match_pairs
 from ocrdet.eval.metrics import METRICS, metric_class
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the process pool, CLEval (shapely) and the model load only where they are used
+    from concurrent.futures import Future, ProcessPoolExecutor
+
     from ocrdet.data.io.format import Annotations
+    from ocrdet.eval.cleval import CLEvalCounts
     from ocrdet.model.postprocess import PostprocessConfig
 
-Counts = ImageCounts | CLEvalCounts
+Counts: TypeAlias = "ImageCounts | CLEvalCounts"
 MAX_PENDING_PER_WORKER = 2
 """Batches the background evaluator lets wait per worker before ``submit`` blocks (bounds memory)."""
 
@@ -48,7 +47,7 @@ def score_images(metric: str, gts: Sequence[GroundTruth], dets: Sequence[Sequenc
 
 def image_figures(counts: Counts) -> dict[str, float]:
     """One image's precision / recall / hmean (+ counts) by the metric's per-image rule."""
-    return next(cls for cls in METRICS.values() if isinstance(counts, cls.Counts)).image_figures(counts)
+    return next(c for c in map(metric_class, METRICS) if isinstance(counts, c.Counts)).image_figures(counts)
 
 
 def match_states(
@@ -73,6 +72,10 @@ def metric_settings(metric: str) -> dict[str, float]:
     """The thresholds a metric ran with, for the JSON report."""
     if metric == "hmean":
         return {"iou_threshold": IOU_THRESHOLD, "area_precision_threshold": AREA_PRECISION_THRESHOLD}
+    from dataclasses import asdict
+
+    from ocrdet.eval.cleval import CLEvalConfig
+
     return asdict(CLEvalConfig())
 
 
@@ -160,10 +163,11 @@ def evaluate_files(
             per_image = [c for f in futures for c in f.result()]
     else:
         per_image = score_images(metric, gt_list, dets)
+    figures = metric_class(metric).image_figures
     return EvaluationResult(
         metric=metric,
         summary=total(per_image, metric).metrics(),
-        per_image=[(name, image_figures(c)) for name, c in zip(gts, per_image, strict=True)],
+        per_image=[(name, figures(c)) for name, c in zip(gts, per_image, strict=True)],
         sources={"gt": str(gt_path), "predictions": str(pred_path)},
     )
 
@@ -192,6 +196,8 @@ def format_table(result: EvaluationResult, worst: int = 10) -> str:
 def _init_worker() -> None:
     """Workers ignore Ctrl-C, which a terminal sends to them too: the main process decides what happens
     (in training ``ocrdet.train.checkpointing.StopOnSignal`` saves a checkpoint) and shuts the pool down."""
+    import signal
+
     import cv2
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -200,6 +206,9 @@ def _init_worker() -> None:
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes started with "spawn": safe beside CUDA and threads; one OpenCV thread each."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
 
 
@@ -289,6 +298,29 @@ class BackgroundEvaluator:
         while len(self._pending) >= MAX_PENDING_PER_WORKER * self.workers:
             self._done += self._pending.pop(0).result()
         self._pending.append(self._pool.submit(process_batch, maps, scales, gts, self.config, self.metric, to_map))
+
+    def submit_validation(
+        self, prob: np.ndarray, batch: Mapping[str, Any], ground_truth: Mapping[str, GroundTruth] | None
+    ) -> bool:
+        """Queue one validation batch (``prob`` float32 (B, H, W), ``batch`` the loader's: ``name``, ``matrix``,
+        network-frame ``polygons`` and ``ignore``) the one way training, ``bench val`` and predict + evaluate agree
+        on: with ``ground_truth`` holding every name (the annotation file's), detections go to the stored frame
+        with the CSV's rounding and are scored against the file's polygons and transcriptions. Otherwise (streamed
+        shards have no annotation file) they are scored in the network frame against the batch's polygons, which
+        differs from ``evaluate``. Returns whether the batch was scored in the stored frame."""
+        names = list(batch["name"])
+        if ground_truth is not None and all(name in ground_truth for name in names):
+            gts = [ground_truth[name] for name in names]
+            self.submit(
+                np.asarray(prob, dtype=np.float32),
+                [g[0] for g in gts],
+                [g[1] for g in gts],
+                gt_texts=[g[2] for g in gts],
+                to_map=[np.asarray(m, dtype=np.float64) for m in batch["matrix"]],
+            )
+            return True
+        self.submit(np.asarray(prob, dtype=np.float16), batch["polygons"], batch["ignore"])
+        return False
 
     def counts(self) -> Counts:
         """Summed counts of every image submitted since ``reset`` (waits for the workers; computed once)."""
