@@ -15,10 +15,12 @@ head skips the threshold branch), only the probability map, which it hands to ``
 process post-processes and matches it while the model runs the next batch, so the "postprocess + metric" row is
 only the time the main process waits for it (to queue batches, and for the last ones at the end).
 
-Both score in the letterboxed network frame, so their H-means differ only by what each pipeline computes
-differently: the resize (albumentations ``INTER_LINEAR`` from the full image against ``INTER_AREA``, after a
-shrink to ``CacheConfig.long_side`` for larger images), float32 against float16 maps, and, with
-``maps="target"``, the textbook against the vectorized DB maps.
+The baseline scores in the letterboxed network frame, as the original project did; ours scores as training
+does (``BackgroundEvaluator.submit_validation``): detections in the stored frame, rounded as the prediction CSV,
+against the annotation file, so its H-mean is the one ``ocrdet predict`` + ``ocrdet evaluate`` give for the
+same weights. The two H-means therefore differ by the frame and by what each pipeline computes differently: the
+resize (albumentations ``INTER_LINEAR`` from the full image against predict's decode, DCT-scaled to no less
+than ``size``, then ``INTER_AREA``) and, with ``maps="target"``, the textbook against the vectorized DB maps.
 
 A randomly initialised model (no checkpoint) predicts noise: post-processing would find next to nothing and the
 metric would have nothing to match, so neither would cost what it costs on a trained model. Without a checkpoint
@@ -60,12 +62,14 @@ from ocrdet.bench.common import (
     warm_up_device,
 )
 from ocrdet.data.config import EVAL_SIZE, CacheConfig
+from ocrdet.data.io.format import split_paths
 from ocrdet.data.loaders.native import DetectionDataset, collate
 from ocrdet.data.transforms.augment import AugmentConfig
 from ocrdet.data.transforms.maps import MAP_KEYS
 from ocrdet.data.transforms.targets import TargetConfig
 from ocrdet.data.transforms.targets_reference import reference_db_targets
-from ocrdet.eval.evaluate import BackgroundEvaluator
+from ocrdet.eval.evaluate import BackgroundEvaluator, GroundTruth
+from ocrdet.eval.files import read_annotation_polygons
 from ocrdet.eval.iou_hmean import ImageCounts
 from ocrdet.eval.iou_hmean_reference import reference_match_image
 from ocrdet.infer import load_checkpoint
@@ -187,8 +191,10 @@ def run_ours(
     batch_size: int,
     evaluator: BackgroundEvaluator,
     use_target: bool,
+    ground_truth: dict[str, GroundTruth],
 ) -> EpochRun:
-    """Our validation epoch over ``dataset[indices]`` in this process, timed per stage (``evaluator`` is reset)."""
+    """Our validation epoch over ``dataset[indices]`` in this process, timed per stage (``evaluator`` is reset),
+    scored as training scores it (``BackgroundEvaluator.submit_validation``: stored frame, CSV rounding)."""
     timer = Timer(STAGES)
     evaluator.reset()
     for chunk in _batches(len(indices), batch_size):
@@ -196,10 +202,10 @@ def run_ours(
             batch = collate([dataset[indices[k]] for k in chunk])
             tensors = to_device(batch, model.device, pin=model.device.type == "cuda")
         with timer("model"):
-            prob = model.net(tensors["image"])["prob"][:, 0].half().cpu().numpy()
+            prob = model.net(tensors["image"])["prob"][:, 0].float().cpu().numpy()
         with timer("postprocess + metric"):
-            maps = batch["prob"].half().numpy() if use_target else prob
-            evaluator.submit(maps, batch["polygons"], batch["ignore"])
+            maps = batch["prob"].float().numpy() if use_target else prob
+            evaluator.submit_validation(maps, batch, ground_truth)
     with timer("postprocess + metric"):
         metrics = evaluator.compute()
     return EpochRun(timer.seconds, len(indices), metrics, None)
@@ -250,7 +256,8 @@ def _compare(
     try:
         _warm_up(model, evaluator, size, batch_size)
         baseline = run_baseline([items[i] for i in indices], model, size, batch_size, use_target)
-        ours = run_ours(dataset, indices, model, batch_size, evaluator, use_target)
+        ground_truth = read_annotation_polygons(split_paths(root, split)[1])
+        ours = run_ours(dataset, indices, model, batch_size, evaluator, use_target, ground_truth)
     finally:
         evaluator.close()
     rows = stage_rows(baseline.seconds, baseline.images, ours.seconds, ours.images, "total")

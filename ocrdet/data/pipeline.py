@@ -73,8 +73,10 @@ def ensure_data(root: str | Path, synth: SynthRequest) -> Path:
 def open_source(root: Path, split: str, config: DataConfig, train: bool) -> Source:
     """The prepared cache of ``split`` (built on first use; validation caches hold final maps), or the
     image folder itself when ``data.cache=false``."""
-    if not config.cache:
-        return open_folder(root, split, config.cache_long_side, config.on_bad_sample)
+    if not config.cache:  # validation: decoded as predict decodes (``folder.load_sample``)
+        if train:
+            return open_folder(root, split, config.cache_long_side, config.on_bad_sample)
+        return open_folder(root, split, None, config.on_bad_sample, decode_side=config.eval_size)
     cache_dir, settings = Path(config.cache_dir), config.cache_config()
     path = prepare_cache(root, split, cache_dir, settings, with_targets=not train, on_bad_sample=config.on_bad_sample)
     return CacheSource(path)

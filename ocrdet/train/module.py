@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 
 from ocrdet.data.config import EVAL_SIZE
@@ -80,6 +80,7 @@ class DBNetModule(L.LightningModule):
         self._evaluator: BackgroundEvaluator | None = None
         self._val_names: list[str] = []
         """Names of the images submitted this validation epoch, in order."""
+        self._said_network_frame = False
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(images)
@@ -101,20 +102,17 @@ class DBNetModule(L.LightningModule):
         self._val_names = []
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        prob = self(batch["image"])["prob"][:, 0]
-        names = list(batch["name"])
-        if self.val_ground_truth is not None and all(name in self.ground_truth for name in names):
-            gts = [self.ground_truth[name] for name in names]
-            self.evaluator.submit(
-                prob.float().cpu().numpy(),  # float32, as predict post-processes
-                [g[0] for g in gts],
-                [g[1] for g in gts],
-                gt_texts=[g[2] for g in gts],
-                to_map=[np.asarray(m, dtype=np.float64) for m in batch["matrix"]],  # lists, never moved to a device
+        prob = self(batch["image"])["prob"][:, 0].float().cpu().numpy()  # float32, as predict post-processes
+        ground_truth = self.ground_truth if self.val_ground_truth is not None else None
+        if not self.evaluator.submit_validation(prob, batch, ground_truth) and not self._said_network_frame:
+            self._said_network_frame = True
+            print(
+                "validation: no annotation file lists these images (streamed shards): val/* are scored in the"
+                f" {prob.shape[-1]}x{prob.shape[-2]} network frame against the shards' polygons, not in the stored"
+                " frame as `ocrdet predict` + `ocrdet evaluate` score them",
+                file=sys.stderr,
             )
-        else:  # no annotation file (streamed shards): the network frame, float16 maps
-            self.evaluator.submit(prob.half().cpu().numpy(), batch["polygons"], batch["ignore"])
-        self._val_names += names
+        self._val_names += list(batch["name"])
 
     @property
     def ground_truth(self) -> dict[str, GroundTruth]:

@@ -49,17 +49,31 @@ def shrink_sample(
     return Sample(np.ascontiguousarray(image), moved, np.asarray(ignore, dtype=bool), name, full)
 
 
-def load_sample(path: Path, name: str, polygons: list[np.ndarray], ignore: np.ndarray, long_side: int | None) -> Sample:
-    """Decode ``path`` upright, shrink to ``long_side`` (None: full size) and move the stored-frame polygons along."""
-    return shrink_sample(decode_image(path, min_long_side=long_side), name, polygons, ignore, long_side)
+def load_sample(
+    path: Path,
+    name: str,
+    polygons: list[np.ndarray],
+    ignore: np.ndarray,
+    long_side: int | None,
+    decode_side: int | None = None,
+) -> Sample:
+    """Decode ``path`` upright, shrink to ``long_side`` (None: full size) and move the stored-frame polygons along.
+
+    JPEGs are DCT-downscaled while decoding to no less than ``decode_side`` (default ``long_side``). Validation
+    samples are ``long_side=None, decode_side=eval_size``: decoded exactly as ``ocrdet predict`` decodes an image
+    for its letterbox (``Detector.detect``), so that the one resize to the network input is predict's too and
+    validation scores the network input that predict sees."""
+    decoded = decode_image(path, min_long_side=decode_side or long_side)
+    return shrink_sample(decoded, name, polygons, ignore, long_side)
 
 
 class FolderSource:
     """Samples decoded from ``ROOT/images/<split>/`` on every ``get``, in the order of ``jsons/<split>.json``.
 
     ``long_side``: shrink images so their long side is at most this many pixels (None: full size), as
-    ``ocrdet.data.sources.prepare`` does for the cache. ``names``: only these images (those a check found usable),
-    whose annotations must be valid; default all images, and then the whole annotation file must be valid.
+    ``ocrdet.data.sources.prepare`` does for the cache; ``decode_side``: see ``load_sample``. ``names``: only
+    these images (those a check found usable), whose annotations must be valid; default all images, and then
+    the whole annotation file must be valid.
     ``skipped``: what the check left out, for the run's report.
     """
 
@@ -70,11 +84,13 @@ class FolderSource:
         long_side: int | None = None,
         names: Sequence[str] | None = None,
         skipped: Sequence[Problem] = (),
+        decode_side: int | None = None,
     ) -> None:
         self.image_dir, json_path = split_paths(root, split)
         images = load_selected(json_path, names)
         self.names = list(images)
         self.long_side = long_side
+        self.decode_side = decode_side
         self.skipped = list(skipped)
         self._annotations = [annotation.polygons() for annotation in images.values()]
 
@@ -85,7 +101,7 @@ class FolderSource:
         """Decode image ``index``; ``ImageDecodeError`` names the file when it cannot be read."""
         polygons, ignore = self._annotations[index]
         name = self.names[index]
-        return load_sample(self.image_dir / name, name, polygons, ignore, self.long_side)
+        return load_sample(self.image_dir / name, name, polygons, ignore, self.long_side, self.decode_side)
 
     def encoded(self, index: int) -> EncodedSample:
         """Image ``index`` undecoded (the file's bytes), for a backend that decodes itself (DALI)."""
@@ -100,11 +116,16 @@ class FolderSource:
 
 
 def open_folder(
-    root: str | Path, split: str, long_side: int | None, on_bad_sample: str, workers: int | None = None
+    root: str | Path,
+    split: str,
+    long_side: int | None,
+    on_bad_sample: str,
+    workers: int | None = None,
+    decode_side: int | None = None,
 ) -> FolderSource:
     """Check ``split`` first (``ocrdet.data.check``), then the FolderSource of the images ``on_bad_sample`` keeps.
 
     Raises DataCheckError, listing every problem, when the policy is ``error`` and there are problems.
     """
     report = check_dataset(root, split, workers)
-    return FolderSource(root, split, long_side, usable_names(report, on_bad_sample), report.errors)
+    return FolderSource(root, split, long_side, usable_names(report, on_bad_sample), report.errors, decode_side)

@@ -84,7 +84,7 @@ def _settings(config: CacheConfig, with_targets: bool) -> dict[str, Any]:
     the code (``TARGETS_VERSION``)."""
     if with_targets:
         targets = {**asdict(config.targets), "version": TARGETS_VERSION}
-        return {"long_side": config.long_side, "eval_size": config.eval_size, "targets": targets}
+        return {"decode_side": config.eval_size, "eval_size": config.eval_size, "targets": targets}
     return {"long_side": config.long_side}
 
 
@@ -137,8 +137,11 @@ def cache_key(
 def _prepare_one(
     task: tuple[Path, str, list[np.ndarray], np.ndarray], config: CacheConfig, with_targets: bool
 ) -> _Prepared:
-    """Decode and shrink one image (validation: also letterbox it and draw its maps)."""
-    sample = load_sample(*task, long_side=config.long_side)
+    """Decode and shrink one image (validation: decode it as ``ocrdet predict`` does, letterbox it, draw its maps)."""
+    if with_targets:
+        sample = load_sample(*task, long_side=None, decode_side=config.eval_size)
+    else:
+        sample = load_sample(*task, long_side=config.long_side)
     image, polygons, matrix, maps = sample.image, sample.polygons, sample.matrix, None
     if with_targets:
         item = val_item(sample, config.eval_size, config.targets)
