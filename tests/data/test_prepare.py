@@ -34,7 +34,7 @@ def test_one_or_two_workers_write_the_same_files(pristine: Path, tmp_path: Path)
 
 def test_validation_cache_holds_letterboxed_images_and_their_maps(pristine: Path, tmp_path: Path) -> None:
     source = open_cache(prepare_cache(pristine, "val", tmp_path / "cache", CONFIG, workers=2, with_targets=True))
-    folder = FolderSource(pristine, "val", long_side=CONFIG.long_side)
+    folder = FolderSource(pristine, "val", decode_side=CONFIG.eval_size)  # decoded as predict decodes
     assert source.has_targets and len(source) == len(folder) == 3
     for i in range(len(folder)):
         sample, want = source.get(i), folder.get(i)
