@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,11 +14,19 @@ from tqdm import tqdm
 
 from ocrdet.checkpoint import CheckpointError, read_checkpoint
 from ocrdet.data.config import EVAL_SIZE
-from ocrdet.data.io.decode import INVERSE_ORIENTATION, DecodedImage, ImageDecodeError, apply_orientation, decode_image
+from ocrdet.data.io.decode import (
+    INVERSE_ORIENTATION,
+    DecodedImage,
+    ImageDecodeError,
+    apply_orientation,
+    decode_bytes,
+    read_image_bytes,
+)
+from ocrdet.data.io.gpu_decode import AUTO, CPU, choose_decoder, decode_on_device
 from ocrdet.data.io.predictions import Predictions
 from ocrdet.data.io.saved_maps import save_maps
 from ocrdet.data.transforms.augment import letterbox_extent
-from ocrdet.data.transforms.item import val_image
+from ocrdet.data.transforms.item import val_image, val_image_tensor
 from ocrdet.model.backbone import check_builtin_backbone
 from ocrdet.model.dbnet import DBNet, ModelConfig
 from ocrdet.model.export import STRIDE as INPUT_STRIDE
@@ -74,16 +82,16 @@ class Detection:
 
 
 class TorchDBNet:
-    """A DBNet on a device behind the same call as ``OnnxDBNet``: uint8 (B, H, W, 3) numpy images ->
-    float32 (B, 1, H, W) numpy probability maps."""
+    """A DBNet on a device behind the same call as ``OnnxDBNet``: uint8 (B, H, W, 3) numpy images (or tensors,
+    e.g. already on the device) -> float32 (B, 1, H, W) numpy probability maps."""
 
     def __init__(self, model: DBNet, device: str = "cpu") -> None:
         self.model = model.eval().to(device)
         self.device = device
 
     @torch.inference_mode()
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self.model(torch.from_numpy(images).to(self.device))["prob"].float().cpu().numpy()
+    def __call__(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        return self.model(torch.as_tensor(images, device=self.device))["prob"].float().cpu().numpy()
 
 
 TEXT_HEIGHT = 16.0
@@ -114,7 +122,16 @@ class Detector:
     ``eval_size`` turns on the scale picker: a first pass at it measures the text (``text_height``); when it is shorter
     than ``TEXT_HEIGHT`` network pixels, a second pass runs at the side that makes it so, at most ``max_side``
     (``pick_side``). Pages with text of ordinary size cost one pass.
+
+    ``decoder`` (``ocrdet.data.io.gpu_decode.DECODERS``): ``cpu`` decodes with ours (DCT-scaled) and letterboxes with
+    OpenCV; ``gpu`` decodes ``DECODE_BATCH`` files at a time with torchvision on ``device`` (nvJPEG on CUDA) and
+    letterboxes there, so the pixels never cross to the host; ``auto`` (the default of ``from_checkpoint``) times
+    both on the first batch where ``device`` is CUDA and keeps the faster. ``model`` must then take tensors on
+    ``device`` (``TorchDBNet`` does).
     """
+
+    DECODE_BATCH = 8
+    """Files read and decoded together (one batched nvJPEG call)."""
 
     def __init__(
         self,
@@ -122,6 +139,8 @@ class Detector:
         postprocess: PostprocessConfig,
         eval_size: int,
         max_side: int | None = None,
+        decoder: str = CPU,
+        device: str = "cpu",
     ) -> None:
         check_input_size(eval_size, "eval size")
         if max_side is not None:
@@ -130,6 +149,8 @@ class Detector:
         self.postprocess = postprocess
         self.eval_size = eval_size
         self.max_side = max(eval_size, max_side or eval_size)
+        self.decoder, self.device = decoder, device
+        choose_decoder(decoder, device, [], eval_size)  # an unknown name fails here, before any file is read
 
     @classmethod
     def from_checkpoint(
@@ -138,13 +159,13 @@ class Detector:
         device: str = "cpu",
         eval_size: int | None = None,
         max_side: int | None = None,
+        decoder: str = AUTO,
         **postprocess_overrides: float,
     ) -> Detector:
         """A detector on a training checkpoint: its post-processing and size unless given here."""
         model, post, stored_size = load_checkpoint(path)
-        return cls(
-            TorchDBNet(model, device), replace(post, **postprocess_overrides), eval_size or stored_size, max_side
-        )
+        post = replace(post, **postprocess_overrides)
+        return cls(TorchDBNet(model, device), post, eval_size or stored_size, max_side, decoder, device)
 
     @classmethod
     def from_onnx(
@@ -161,11 +182,52 @@ class Detector:
         return cls(model, post, eval_size or model.input_size, max_side)
 
     def detect(self, path: str | Path) -> Detection:
-        return self.detect_decoded(decode_image(path, min_long_side=self.max_side))
+        decoded = self.decode([Path(path)])[0]
+        if isinstance(decoded, ImageDecodeError):
+            raise decoded
+        return self.detect_decoded(decoded)
 
-    def _forward(self, image: np.ndarray, side: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, float]:
+    def decode(self, paths: list[Path]) -> list[DecodedImage | ImageDecodeError]:
+        """Each file decoded by this detector's decoder (``auto`` resolved on these files the first time), or the
+        ``ImageDecodeError`` naming it."""
+        datas: list[bytes | ImageDecodeError] = []
+        for path in paths:
+            try:
+                datas.append(read_image_bytes(path))
+            except ImageDecodeError as exc:
+                datas.append(exc)
+        readable = [(path, data) for path, data in zip(paths, datas, strict=True) if isinstance(data, bytes)]
+        self.decoder = choose_decoder(self.decoder, self.device, [data for _, data in readable], self.eval_size)
+        decode = self._decode_cpu if self.decoder == CPU else self._decode_device
+        decoded = iter(decode(readable))
+        return [data if isinstance(data, ImageDecodeError) else next(decoded) for data in datas]
+
+    def _decode_cpu(self, files: list[tuple[Path, bytes]]) -> list[DecodedImage | ImageDecodeError]:
+        out: list[DecodedImage | ImageDecodeError] = []
+        for path, data in files:
+            try:
+                out.append(decode_bytes(data, min_long_side=self.max_side))
+            except ImageDecodeError as exc:
+                out.append(ImageDecodeError(f"{path}: {exc}"))
+        return out
+
+    def _decode_device(self, files: list[tuple[Path, bytes]]) -> list[DecodedImage | ImageDecodeError]:
+        try:
+            return list(decode_on_device([data for _, data in files], self.device))
+        except ImageDecodeError:  # name the file: decode one by one
+            out: list[DecodedImage | ImageDecodeError] = []
+            for path, data in files:
+                try:
+                    out.append(decode_on_device([data], self.device)[0])
+                except ImageDecodeError as exc:
+                    out.append(ImageDecodeError(f"{path}: {exc}"))
+            return out
+
+    def _forward(
+        self, image: np.ndarray | torch.Tensor, side: int
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, float]:
         """(probability map, polygons and scores on the canvas, canvas / image scale) at letterbox side ``side``."""
-        canvas, scale = val_image(image, side)
+        canvas, scale = val_image_tensor(image, side) if isinstance(image, torch.Tensor) else val_image(image, side)
         prob = self.model(canvas[None])[0, 0]
         polygons, scores = postprocess(prob, self.postprocess)
         return prob, polygons, scores, scale
@@ -208,14 +270,15 @@ class Detector:
         """
         predictions: Predictions = {}
         names, maps, scales = [], [], []
-        for path in tqdm(paths, desc="predict", unit="img", disable=len(paths) < 2):
-            try:
-                detection = self.detect(path)
-            except ImageDecodeError as exc:
+        progress = tqdm(total=len(paths), desc="predict", unit="img", disable=len(paths) < 2)
+        for path, decoded in self._decoded_files(paths):
+            progress.update()
+            if isinstance(decoded, ImageDecodeError):
                 if on_error is None:
-                    raise
-                on_error(exc)
+                    raise decoded
+                on_error(decoded)
                 continue
+            detection = self.detect_decoded(decoded)
             predictions[path.name] = detection.polygons
             if overlay_dir is not None:
                 write_png(overlay_dir / f"{path.stem}.png", prediction_overlay(path, detection.polygons, overlay_scale))
@@ -223,6 +286,13 @@ class Detector:
                 names.append(path.name)
                 maps.append(detection.prob_map)
                 scales.append(detection.map_scale)
+        progress.close()
         if maps_path is not None:
             save_maps(maps_path, names, maps, scales)
         return predictions
+
+    def _decoded_files(self, paths: list[Path]) -> Iterator[tuple[Path, DecodedImage | ImageDecodeError]]:
+        """Each file with its decoded image (or error), ``DECODE_BATCH`` files decoded at a time."""
+        for start in range(0, len(paths), self.DECODE_BATCH):
+            chunk = paths[start : start + self.DECODE_BATCH]
+            yield from zip(chunk, self.decode(chunk), strict=True)

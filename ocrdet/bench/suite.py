@@ -301,20 +301,23 @@ def _infer(plan: Plan, tmp: Path) -> tuple[list[SuiteRow], str]:
     return rows, ""
 
 
-def _decode(plan: Plan, tmp: Path) -> tuple[list[SuiteRow], str]:
-    """Our CPU decode (simplejpeg) against nvJPEG (``torchvision.io.decode_jpeg`` on CUDA) on the validation
-    receipts; the GPU row only where there is one."""
-    from ocrdet.data.io.gpu_decode import CPU, GPU, choose_decoder, decode_times
+def _decode(plan: Plan, tmp: Path, device: str) -> tuple[list[SuiteRow], str]:
+    """What ``ocrdet predict`` does before the model, per image: our CPU decode (simplejpeg, DCT-scaled) and
+    OpenCV letterbox against torchvision's decode (nvJPEG on CUDA) and torch letterbox on the device, on the
+    validation receipts; the device row only on CUDA, and the decoder ``predict --device`` would choose."""
+    from ocrdet.data.io.gpu_decode import AUTO, CPU, GPU, choose_decoder, decode_times
+    from ocrdet.infer import Detector
 
     files = sorted((_val_root(plan, tmp) / "images" / "val").glob("*.jpg"))
     datas = [files[k % len(files)].read_bytes() for k in range(plan.decode_n)]
-    times = decode_times(datas)
-    long = plan.val_long_side
-    rows = [SuiteRow("decode", f"ours (CPU, simplejpeg), long side {long}", 1000 * times[CPU], "ms/image")]
+    times = decode_times(datas, plan.val_size)
+    where = f"long side {plan.val_long_side} to {plan.val_size}px"
+    rows = [SuiteRow("decode", f"ours (CPU: simplejpeg + OpenCV), {where}", 1000 * times[CPU], "ms/image")]
     if GPU in times:
-        name = f"nvJPEG (GPU), long side {long}"
+        name = f"nvJPEG + torch on the GPU, {where}"
         rows.append(SuiteRow("decode", name, 1000 * times[GPU], "ms/image", times[CPU] / times[GPU], "ours (CPU)"))
-    return rows, f"decoder chosen automatically: {choose_decoder(datas[:8])}"
+    chosen = choose_decoder(AUTO, device, datas[: Detector.DECODE_BATCH], plan.val_size)
+    return rows, f"decoder predict chooses on {device}: {chosen}"
 
 
 BENCHES: dict[str, Callable[[Plan, Path, str], tuple[list[SuiteRow], str]]] = {
@@ -323,7 +326,7 @@ BENCHES: dict[str, Callable[[Plan, Path, str], tuple[list[SuiteRow], str]]] = {
     "eval": lambda plan, tmp, device: _eval(plan, tmp),
     "train": lambda plan, tmp, device: _train(plan, device),
     "infer": lambda plan, tmp, device: _infer(plan, tmp),
-    "decode": lambda plan, tmp, device: _decode(plan, tmp),
+    "decode": lambda plan, tmp, device: _decode(plan, tmp, device),
 }
 """Bench name -> what runs it, in the suite's order."""
 

@@ -23,7 +23,7 @@ def test_one_bench_writes_rows_facts_and_chart(tmp_path):
     assert not data["errors"] and set(data["seconds"]) == {"decode"}
     assert {r["bench"] for r in data["rows"]} == {"decode"} and len(data["rows"]) == len(result.rows)
     assert all(r["value"] > 0 for r in data["rows"])
-    assert data["reports"]["decode"].startswith("decoder chosen automatically: ")
+    assert data["reports"]["decode"] == "decoder predict chooses on cpu: cpu"
     assert (tmp_path / "s.png").read_bytes()[:8] == PNG
 
 

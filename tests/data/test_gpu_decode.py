@@ -1,6 +1,6 @@
 """The GPU decode path, checked on the CPU: torchvision's decoder (the one nvJPEG replaces on a GPU) against our
-simplejpeg decode, within 2 grey levels, EXIF orientation included; the automatic choice keeps the CPU without
-CUDA."""
+simplejpeg decode, within 2 grey levels, EXIF orientation included; the letterbox on the device against OpenCV's;
+the automatic choice (the faster, and the CPU without CUDA)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,21 @@ import pytest
 import torch
 from PIL import Image
 
-from ocrdet.data.io.decode import ORIENTATION_TAG, apply_orientation, decode_bytes
-from ocrdet.data.io.gpu_decode import CPU, choose_decoder, decode_jpegs, decode_times, orient
+from ocrdet.data.io.decode import ORIENTATION_TAG, ImageDecodeError, apply_orientation, decode_bytes
+from ocrdet.data.io.gpu_decode import (
+    AUTO,
+    CPU,
+    GPU,
+    choose_decoder,
+    decode_jpegs,
+    decode_on_device,
+    decode_times,
+    device_decodable,
+    faster,
+    orient,
+)
+from ocrdet.data.transforms.augment import letterbox_extent
+from ocrdet.data.transforms.item import val_image, val_image_tensor
 
 pytest.importorskip("torchvision")
 
@@ -46,9 +59,49 @@ def test_torchvision_decode_is_within_2_grey_levels_of_ours():
         assert np.abs(image.numpy().astype(int) - ours.astype(int)).max() <= 2
 
 
-def test_without_cuda_the_cpu_decode_is_chosen():
+def test_device_decode_gives_the_records_of_the_cpu_decode():
+    """Orientation, stored size and the stored -> image matrix equal ``decode_bytes``'s; pixels within 2 grey
+    levels; a PNG in the batch goes through ``decode_bytes`` and still comes back as a tensor."""
+    png = io.BytesIO()
+    Image.fromarray(np.full((20, 30, 3), 7, np.uint8)).save(png, "PNG")
+    datas = [_jpeg(0, 6), png.getvalue(), _jpeg(1, 3)]
+    for data, decoded in zip(datas, decode_on_device(datas, "cpu"), strict=True):
+        ours = decode_bytes(data)
+        assert isinstance(decoded.image, torch.Tensor) and tuple(decoded.image.shape) == ours.image.shape
+        assert (decoded.orientation, decoded.stored_size) == (ours.orientation, ours.stored_size)
+        assert np.allclose(decoded.matrix, ours.matrix)
+        assert np.abs(decoded.image.numpy().astype(int) - ours.image.astype(int)).max() <= 2
+
+
+def test_a_damaged_jpeg_is_reported_like_the_cpu_decode_reports_it():
+    good = _jpeg(0)
+    with pytest.raises(ImageDecodeError, match="corrupt JPEG"):
+        decode_on_device([good, good[:200]], "cpu")
+    assert not device_decodable(b"\xff\xd8 not a header") and not device_decodable(b"\x89PNG")
+
+
+@pytest.mark.parametrize("size", [160, 256, 300, 500])
+def test_val_image_tensor_is_val_image_on_a_tensor(size):
+    """Same scale, extent and padding as the OpenCV letterbox; at scales 0.4x-1.25x the pixels within about a
+    grey level on average (antialiased bilinear against INTER_AREA / INTER_LINEAR), the padding exactly zero."""
+    image = decode_bytes(_jpeg(2, size=(400, 300))).image
+    ours, scale = val_image(image, size)
+    tensor, tensor_scale = val_image_tensor(torch.from_numpy(image), size)
+    assert tensor_scale == scale and tensor.dtype == torch.uint8 and tuple(tensor.shape) == ours.shape
+    h, w = letterbox_extent(image.shape, scale)
+    diff = np.abs(tensor.numpy().astype(int) - ours.astype(int))
+    assert diff[:h, :w].mean() <= 1.2 and not tensor.numpy()[h:].any() and not tensor.numpy()[:, w:].any()
+
+
+def test_the_faster_decoder_is_chosen_and_cpu_without_cuda():
+    assert faster({CPU: 2.0, GPU: 1.0}) == GPU
+    assert faster({CPU: 1.0, GPU: 2.0}) == CPU and faster({CPU: 1.0}) == CPU
     datas = [_jpeg(seed) for seed in range(3)]
-    times = decode_times(datas)
-    assert times[CPU] > 0
+    times = decode_times(datas, 64, device="cpu")  # the device path, timed on the CPU
+    assert set(times) == {CPU, GPU} and min(times.values()) > 0
+    assert choose_decoder(AUTO, "cpu", datas, 64) == CPU  # auto keeps the CPU on a CPU device, without timing
+    assert choose_decoder(GPU, "cpu", datas, 64) == GPU and choose_decoder(CPU, "cuda", datas, 64) == CPU
     if not torch.cuda.is_available():
-        assert set(times) == {CPU} and choose_decoder(datas) == CPU
+        assert set(decode_times(datas, 64)) == {CPU}
+    with pytest.raises(ValueError, match="decoder must be one of auto, cpu, gpu, got 'nvjpeg'"):
+        choose_decoder("nvjpeg", "cpu", datas, 64)

@@ -4,7 +4,7 @@ targets)``.
 Every path builds its items here: the Dataset (image folder or prepared cache), the shard stream, ``prepare``
 (a validation cache stores ``val_item``'s image and maps), the DALI backend (``train_labels`` / ``val_labels``:
 the same labels without pixels, which DALI then makes from the same ``TrainDraw`` or letterbox scale) and
-``predict`` (``val_image``).
+``predict`` (``val_image``, or ``val_image_tensor`` on the device after a GPU decode).
 
 An item is a dict: ``image`` uint8 tensor (S, S, 3); the DB maps ``MAP_KEYS``, (S, S) tensors in
 ``MAP_DTYPES``; ``name`` (file name relative to ``images/<split>/``); ``polygons`` float32 (N_i, 2) and
@@ -30,6 +30,7 @@ from ocrdet.data.transforms.augment import (
     apply_colour,
     draw_colour,
     letterbox,
+    letterbox_extent,
     sample_warp,
     transform_polygons,
     warp,
@@ -97,6 +98,23 @@ def train_item(sample: Sample, draw: TrainDraw, targets: TargetConfig) -> dict[s
 def val_image(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     """uint8 (H, W, 3) -> the letterboxed uint8 (size, size, 3) network input and its scale (canvas / image)."""
     canvas, _, scale = letterbox(image, [], size)
+    return canvas, scale
+
+
+def val_image_tensor(image: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
+    """``val_image`` on a uint8 (H, W, 3) tensor, on its device (the ``gpu`` decoder of ``predict``): the same
+    scale, extent and zero padding, resized by antialiased bilinear interpolation (as the DALI backend does) instead
+    of OpenCV's INTER_AREA / INTER_LINEAR: within a grey level on average, more at sharp text edges."""
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    h, w = letterbox_extent(image.shape, scale)
+    canvas = torch.zeros((size, size, 3), dtype=torch.uint8, device=image.device)
+    if (h, w) == (height, width):
+        canvas[:h, :w] = image
+        return canvas, scale
+    x = image.permute(2, 0, 1)[None].float()
+    resized = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+    canvas[:h, :w] = resized[0].permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8)
     return canvas, scale
 
 
