@@ -79,8 +79,9 @@ def test_compare_command_exit_status(tmp_path, capsys):
         main(["bench", "compare", str(old)])
 
 
-@pytest.mark.slow  # every bench once at toy sizes: about 2 minutes on 2 shared cores
 def test_the_gpu_command_dry_runs_on_cpu(tmp_path, capsys):
+    """Every bench once at toy sizes (about 55 CPU seconds: the ONNX export, four ``evaluate`` processes and
+    Lightning's start are most of it)."""
     out = tmp_path / "results"
     main(["bench", "suite", "--device", "cpu", "--quick", "--json", f"{out}/s.json", "--plot", f"{out}/s.png"])
     data = read_result(out / "s.json")
