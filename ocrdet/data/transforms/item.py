@@ -104,7 +104,7 @@ def val_image(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
 def val_image_tensor(image: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
     """``val_image`` on a uint8 (H, W, 3) tensor, on its device (the ``gpu`` decoder of ``predict``): the same
     scale, extent and zero padding, resized by antialiased bilinear interpolation (as the DALI backend does) instead
-    of OpenCV's INTER_AREA / INTER_LINEAR: within a grey level on average, more at sharp text edges."""
+    of OpenCV's INTER_AREA / INTER_LINEAR: about a grey level apart on average, more at sharp text edges."""
     height, width = image.shape[:2]
     scale = size / max(height, width)
     h, w = letterbox_extent(image.shape, scale)
