@@ -9,7 +9,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ocrdet.bench.eval_bench import perturb
@@ -317,7 +317,11 @@ ORACLE = settings(max_examples=150, deadline=None)
 @given(scene=cleval_scenes())
 def test_quads_equal_pypi_cleval(scene):
     gts, ignore, texts, dets = scene
-    assert_same(cleval_image(gts, ignore, dets, texts), reference_cleval_image(gts, ignore, dets, texts))
+    try:
+        reference = reference_cleval_image(gts, ignore, dets, texts)
+    except BrokenProcessPool:  # Polygon3 crashed three times on this scene in a row: no oracle value for it
+        assume(False)
+    assert_same(cleval_image(gts, ignore, dets, texts), reference)
 
 
 @ORACLE
