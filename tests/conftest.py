@@ -25,7 +25,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained small DBNet saved as an ocrdet checkpoint (input size 128); thresholds 0 make it find at least
+    """An untrained small DBNet saved as an ocrdet checkpoint (eval_size 128); thresholds 0 make it find at least
     one polygon on any image."""
     from dataclasses import asdict
 
@@ -39,7 +39,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     hparams = {
         "model": asdict(config),
         "postprocess": asdict(PostprocessConfig(thresh=0.0, box_thresh=0.0)),
-        "input_size": 128,
+        "eval_size": 128,
     }
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"

@@ -4,37 +4,23 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import ocrdet.data.io.decode
 from ocrdet.cli import main
 from ocrdet.data.io.decode import ImageDecodeError, read_image_bytes
 from ocrdet.data.io.predictions import read_predictions
 from ocrdet.data.io.saved_maps import load_maps
-from ocrdet.model.dbnet import DBNet, ModelConfig
-from ocrdet.model.postprocess import PostprocessConfig
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained small DBNet; thresholds 0 make it find at least one polygon on any image."""
-    config = ModelConfig(backbone="resnet10t", inner_channels=16, neck_channels=16)
-    model = DBNet(config)
-    hparams = {
-        "model": asdict(config),
-        "postprocess": asdict(PostprocessConfig(thresh=0.0, box_thresh=0.0)),
-        "eval_size": 128,
-    }
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
-    return path
+def checkpoint(tiny_checkpoint: Path) -> Path:
+    """The suite's untrained small DBNet (``tests/conftest.py``); thresholds 0 find a polygon on any image."""
+    return tiny_checkpoint
 
 
 def image_folder(folder: Path) -> Path:
