@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -38,6 +39,8 @@ def reference_cleval_image(*args, **kwargs) -> CLEvalCounts:
         try:
             return _ORACLE[0].submit(cleval_reference.reference_cleval_image, *args, **kwargs).result()
         except BrokenProcessPool:
+            # In the warnings summary, so that a crash seen only in CI can be replayed as an explicit case.
+            warnings.warn(f"PyPI cleval's process crashed on {args!r} {kwargs!r}", RuntimeWarning, stacklevel=2)
             _ORACLE.pop().shutdown()
             attempts -= 1
             if not attempts:
