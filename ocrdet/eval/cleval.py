@@ -53,17 +53,16 @@ carries both, so it can be summed over workers and DDP ranks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 import numpy as np
-import shapely
 
 from ocrdet.arrays import check_polygons
 from ocrdet.eval.geometry import (
     GRID,
     box_overlap,
-    candidate_pairs,
-    convex_intersection_area,
+    image_pairs,
+    pieces_intersection_area,
     polygon_set,
     polygonal,
 )
@@ -109,7 +108,17 @@ class CLEvalCounts:
 
     def as_tuple(self) -> tuple[float, ...]:
         """The fields in order, e.g. for ``torch.tensor`` + all-reduce; ``CLEvalCounts(*t)`` rebuilds it."""
-        return astuple(self)
+        return (
+            self.char_gt,
+            self.char_det,
+            self.char_tp,
+            self.split_penalty,
+            self.merge_penalty,
+            self.images,
+            self.recall_sum,
+            self.precision_sum,
+            self.hmean_sum,
+        )
 
     def totals(self) -> dict[str, float]:
         """Standard CLEval: scores of the summed characters and penalties."""
@@ -234,38 +243,58 @@ def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 class Boxes:
-    """Polygons of one side of an image under CLEval's box types: ``quad`` (n,) bool, ``quads`` (n, 4, 2)
-    float64 points as given (zeros for POLY), ``cut`` the truncated ones, ``convex`` (n,) bool (a quad whose
-    truncated ring is convex: intersected in numpy), ``area`` (n,), ``bounds`` (n, 4) covering both the given
-    points and the region, and ``geoms_at`` the valid polygonal regions (shapely, built on first use)."""
+    """Polygons (of one side, over any number of images) under CLEval's box types: ``quad`` (n,) bool, ``quads``
+    (n, 4, 2) float64 points as given (zeros for POLY), ``cut`` the truncated ones, ``pieces`` (n,) bool (a quad
+    whose truncated ring has convex pieces, ``geometry.convex_pieces``: intersected in numpy), ``area`` (n,),
+    ``bounds`` (n, 4) covering both the given points and the region, and ``geoms_at`` the valid polygonal regions
+    (shapely, built on first use)."""
 
     def __init__(self, polys: list[np.ndarray]) -> None:
         n = len(polys)
-        self.quad = quad = np.array([len(p) == 4 for p in polys], dtype=bool)
-        self.polys = polys = [p if q else poly_points(p) for p, q in zip(polys, quad, strict=True)]
+        sizes = np.fromiter(map(len, polys), dtype=np.int64, count=n)
+        self.quad = quad = sizes == 4
+        triangles = np.flatnonzero(sizes == 3)
+        if len(triangles):
+            polys = list(polys)
+            for i in triangles.tolist():
+                polys[i] = poly_points(polys[i])
+            sizes[triangles] = 4
+        self.polys = polys
         self.quads = np.zeros((n, 4, 2))
-        if quad.any():
-            self.quads[quad] = np.stack([p for p, q in zip(polys, quad, strict=True) if q])
-        self.cut = np.trunc(self.quads)
         self.area = np.zeros(n)
         self.bounds = np.zeros((n, 4))
-        self.convex = np.zeros(n, dtype=bool)
-        self._geoms = np.full(n, None, dtype=object)
         if n:
-            self.bounds[:] = np.array([[*p.min(axis=0), *p.max(axis=0)] for p in polys]).reshape(n, 4)
+            coords = np.concatenate(polys)
+            self.quads[quad] = coords[np.repeat(quad, sizes)].reshape(-1, 4, 2)
+            starts = np.cumsum(sizes) - sizes
+            x, y = coords[:, 0], coords[:, 1]
+            self.bounds = np.stack(
+                [
+                    np.minimum.reduceat(x, starts),
+                    np.minimum.reduceat(y, starts),
+                    np.maximum.reduceat(x, starts),
+                    np.maximum.reduceat(y, starts),
+                ],
+                axis=1,
+            )
+        self.cut = np.trunc(self.quads)
+        self._geoms = np.full(n, None, dtype=object)
         self._qi = qi = np.flatnonzero(quad)
-        pi = np.flatnonzero(~quad)
-        self._quad_set = polygon_set(list(self.cut[qi]))
+        self.quad_index = np.full(n, -1, dtype=np.int64)
+        self.quad_index[qi] = np.arange(len(qi))
+        self.quad_set = qs = polygon_set(list(self.cut[qi]))
+        self.pieces = np.zeros(n, dtype=bool)
         if len(qi):
-            qs = self._quad_set
             self.area[qi] = qs.area
-            self.convex[qi] = qs.convex
+            self.pieces[qi] = qs.piece_count > 0
             self.bounds[qi, :2] = np.minimum(self.bounds[qi, :2], qs.bounds[:, :2])
             self.bounds[qi, 2:] = np.maximum(self.bounds[qi, 2:], qs.bounds[:, 2:])
+        pi = np.flatnonzero(~quad)
         if len(pi):
-            sizes = [len(polys[i]) for i in pi]
+            import shapely
+
             rings = shapely.linearrings(
-                np.concatenate([polys[i] for i in pi]), indices=np.repeat(np.arange(len(pi)), sizes)
+                np.concatenate([polys[i] for i in pi.tolist()]), indices=np.repeat(np.arange(len(pi)), sizes[pi])
             )
             regions = polygonal(shapely.buffer(shapely.polygons(rings), 0))
             self._geoms[pi], self.area[pi] = regions, shapely.area(regions)
@@ -275,21 +304,8 @@ class Boxes:
         idx = np.asarray(idx, dtype=np.int64)
         missing = np.unique(idx[np.equal(self._geoms[idx], None)])
         if len(missing):
-            self._geoms[missing] = self._quad_set.geoms_at(np.searchsorted(self._qi, missing))
+            self._geoms[missing] = self.quad_set.geoms_at(self.quad_index[missing])
         return self._geoms[idx]
-
-
-def make_boxes(polys: list[np.ndarray]) -> Boxes:
-    return Boxes(polys)
-
-
-def char_counts(gt: Boxes, ignore: np.ndarray, texts: Sequence[str | None] | None) -> np.ndarray:
-    """(n,) int64 characters per word: the transcription's length, else (and for don't care) the pseudo count."""
-    counts = np.where(gt.quad, pseudo_char_counts(gt.quads), POLY_PSEUDO_CHARS)
-    if texts is None:
-        return counts
-    lengths = np.array([len(t) if t else 0 for t in texts], dtype=np.int64)
-    return np.where(~ignore & (lengths > 0), lengths, counts)
 
 
 def char_centres(gt: Boxes, counts: np.ndarray, vertical_threshold: float) -> np.ndarray:
@@ -300,7 +316,7 @@ def char_centres(gt: Boxes, counts: np.ndarray, vertical_threshold: float) -> np
     if len(qi):
         rows = concat_ranges(starts[qi], counts[qi])
         centres[rows] = quad_centres(gt.quads[qi], counts[qi], vertical_threshold)
-    for i in np.flatnonzero(~gt.quad & (counts > 0)):
+    for i in np.flatnonzero(~gt.quad & (counts > 0)).tolist():
         centres[starts[i] : starts[i] + counts[i]] = poly_centres(gt.polys[i], int(counts[i]))
     return centres
 
@@ -310,7 +326,10 @@ def inside(det: Boxes, dets: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.nda
     out = np.zeros(len(dets), dtype=bool)
     q = det.quad[dets]
     out[q] = inside_quads(det.cut[dets[q]], x[q], y[q])
-    out[~q] = shapely.contains_xy(det.geoms_at(dets[~q]), x[~q], y[~q])
+    if not q.all():
+        import shapely
+
+        out[~q] = shapely.contains_xy(det.geoms_at(dets[~q]), x[~q], y[~q])
     return out
 
 
@@ -319,35 +338,163 @@ def set_order(indices: np.ndarray) -> list[int]:
     return list(set(indices.tolist()))
 
 
-def match_matrix(ap: np.ndarray, pcc: np.ndarray, care_gt: np.ndarray, care_det: np.ndarray, c: float) -> np.ndarray:
-    """(n_gt, n_det) bool: one-to-one, one-to-many and many-to-one matches among care polygons.
+def set_ranks(ignore: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(n,) int64: each don't-care word's position in CLEval's iteration of its image's set of don't-care
+    indices (``set_order`` of the image's own indices); images are ``starts[k]:starts[k + 1]``."""
+    rank = np.zeros(len(ignore), dtype=np.int64)
+    dc = np.flatnonzero(ignore)
+    cuts = np.searchsorted(dc, starts).tolist()
+    for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+        if b > a:
+            order = np.array(set_order(dc[a:b] - starts[k]), dtype=np.int64) + starts[k]
+            rank[order] = np.arange(b - a)
+    return rank
+
+
+def matched_pairs(
+    pg: np.ndarray,
+    pd: np.ndarray,
+    ap: np.ndarray,
+    pcc: np.ndarray,
+    care_gt: np.ndarray,
+    care_det: np.ndarray,
+    c: float,
+) -> np.ndarray:
+    """(pairs,) bool: one-to-one, one-to-many and many-to-one matches among care polygons, for candidate pairs
+    (``pg``, ``pd``) sorted by ground truth (every other pair has AP 0 and no centre: never linked).
 
     ``ap`` float32 area precision, ``pcc`` int64 centres of the word inside the detection, ``c`` the
     area-precision threshold. One-to-one counts links to all polygons, don't care included (as CLEval).
     """
+    n_gt, n_det = len(care_gt), len(care_det)
     linked = (ap >= np.float32(c)) & (pcc > 0)
-    one_to_one = linked & (linked.sum(axis=1) == 1)[:, None] & (linked.sum(axis=0) == 1)[None, :]
-    linked_care = linked & care_det[None, :]
-    one_to_many = linked_care & (linked_care.sum(axis=1) >= 2)[:, None]
-    holds = (pcc > 0) & care_gt[:, None]
-    ap_sum = (ap.astype(np.float64) * holds).sum(axis=0)  # numba's float64 sum of the float32 values
-    many_to_one = holds & ((ap_sum >= c) & (holds.sum(axis=0) >= 2))[None, :]
-    return (one_to_one | one_to_many | many_to_one) & care_gt[:, None] & care_det[None, :]
+    one_to_one = (
+        linked
+        & (np.bincount(pg[linked], minlength=n_gt) == 1)[pg]
+        & (np.bincount(pd[linked], minlength=n_det) == 1)[pd]
+    )
+    linked_care = linked & care_det[pd]
+    one_to_many = linked_care & (np.bincount(pg[linked_care], minlength=n_gt) >= 2)[pg]
+    holds = (pcc > 0) & care_gt[pg]
+    # numba's float64 sum of the float32 values, in ground-truth order (bincount adds in input order)
+    ap_sum = np.bincount(pd[holds], weights=ap[holds].astype(np.float64), minlength=n_det)
+    many_to_one = holds & ((ap_sum >= c) & (np.bincount(pd[holds], minlength=n_det) >= 2))[pd]
+    return (one_to_one | one_to_many | many_to_one) & care_gt[pg] & care_det[pd]
 
 
-def dont_care_detections(ap: np.ndarray, pcc: np.ndarray, ignore: np.ndarray, c: float) -> np.ndarray:
+def dont_care_detections(
+    pg: np.ndarray,
+    pd: np.ndarray,
+    ap: np.ndarray,
+    pcc: np.ndarray,
+    ignore: np.ndarray,
+    gt_starts: np.ndarray,
+    det_image: np.ndarray,
+    c: float,
+) -> np.ndarray:
     """(n_det,) bool: CLEval's ``get_det_dc_indices`` - one don't-care AP ``>= c``, or the float32 sum of the
     don't-care APs of words whose centres it holds, added in CLEval's set order, ``>= c``."""
-    n_det = ap.shape[1]
-    dc = set_order(np.flatnonzero(ignore))
-    if not dc:
-        return np.zeros(n_det, dtype=bool)
     threshold = np.float32(c)
-    dont_care = (ap[dc] >= threshold).any(axis=0)
-    acc = np.zeros(n_det, dtype=np.float32)
-    for g in dc:
-        acc = acc + np.where(pcc[g] > 0, ap[g], np.float32(0))
-    return dont_care | (acc >= threshold)
+    out = np.zeros(len(det_image), dtype=bool)
+    on_dc = ignore[pg]
+    out[pd[on_dc & (ap >= threshold)]] = True
+    if threshold <= 0:  # AP 0 (and the empty sum) reach it: every detection of an image with a don't-care word
+        with_dc = np.diff(np.searchsorted(np.flatnonzero(ignore), gt_starts)) > 0
+        out |= with_dc[det_image]
+    held = np.flatnonzero(on_dc & (pcc > 0))
+    if len(held):
+        rank = set_ranks(ignore, gt_starts)
+        held = held[np.lexsort((rank[pg[held]], pd[held]))]
+        dets = pd[held]
+        first = np.flatnonzero(np.r_[True, dets[1:] != dets[:-1]])
+        step = np.arange(len(dets)) - np.repeat(first, np.diff(np.r_[first, len(dets)]))
+        acc = np.zeros(len(out), dtype=np.float32)
+        for k in range(int(step.max()) + 1):  # float32 additions, one don't-care word after the other
+            at = held[step == k]
+            acc[pd[at]] = acc[pd[at]] + ap[at]
+        out[pd[held]] |= acc[pd[held]] >= threshold
+    return out
+
+
+def cleval_images(
+    images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, Sequence[str | None] | None, Sequence[np.ndarray]]],
+    config: CLEvalConfig = CLEvalConfig(),
+) -> list[CLEvalCounts]:
+    """CLEval detection counts per image (module docstring) for (gt polygons, ignore flags, transcriptions or None,
+    detections) per image, polygons (N, 2): the geometry of all images in bulk, as one set of candidate pairs."""
+    gt_polys: list[np.ndarray] = []
+    det_polys: list[np.ndarray] = []
+    ignores = [np.empty(0, dtype=bool)]
+    lengths: list[int] = []
+    gt_sizes, det_sizes = [], []
+    for k, (gts, gt_ignore, texts, dets) in enumerate(images):
+        gts = check_polygons(gts, f"image {k}: ground-truth")
+        dets = check_polygons(dets, f"image {k}: detection")
+        gt_ignore = np.asarray(gt_ignore, dtype=bool).reshape(-1)
+        if len(gt_ignore) != len(gts) or (texts is not None and len(texts) != len(gts)):
+            raise ValueError(f"image {k}: {len(gts)} ground-truth polygons but {len(gt_ignore)} ignore flags / texts")
+        gt_polys += gts
+        det_polys += dets
+        ignores.append(gt_ignore)
+        lengths += [0] * len(gts) if texts is None else [len(t) if t else 0 for t in texts]
+        gt_sizes.append(len(gts))
+        det_sizes.append(len(dets))
+    n_img = len(gt_sizes)
+    ignore = np.concatenate(ignores)
+    gt_starts = np.concatenate(([0], np.cumsum(gt_sizes, dtype=np.int64)))
+    det_starts = np.concatenate(([0], np.cumsum(det_sizes, dtype=np.int64)))
+    gt_image = np.repeat(np.arange(n_img), gt_sizes)
+    det_image = np.repeat(np.arange(n_img), det_sizes)
+    c = config.area_precision_threshold
+    gt, det = Boxes(gt_polys), Boxes(det_polys)
+    # characters per word: the transcription's length, else (and for don't care) the pseudo count
+    counts = np.where(gt.quad, pseudo_char_counts(gt.quads), POLY_PSEUDO_CHARS)
+    counts = np.where(~ignore & (np.array(lengths, dtype=np.int64) > 0), lengths, counts).astype(np.int64)
+    centres = char_centres(gt, counts, config.vertical_aspect_ratio_threshold)
+    pg, pd = image_pairs(gt.bounds, gt_starts, det.bounds, det_starts)
+
+    # (pair, centre) incidences: every centre of the pair's word, tested against the pair's detection.
+    inc_pair = np.repeat(np.arange(len(pg)), counts[pg])
+    inc_char = concat_ranges((np.cumsum(counts) - counts)[pg], counts[pg])
+    found_in = inside(det, pd[inc_pair], centres[inc_char, 0], centres[inc_char, 1])
+    pcc = np.bincount(inc_pair[found_in], minlength=len(pg))
+
+    # Area precision matters where the pair shares a centre, or for a don't-care word where the box
+    # overlap (an upper bound of the intersection) could reach the threshold; elsewhere it stays 0.
+    det_area = det.area[pd]
+    bound = box_overlap(gt.bounds[pg], det.bounds[pd]) >= c * det_area * (1 - AP_SLACK)
+    todo = np.flatnonzero((det_area > 0) & ((pcc > 0) | (ignore[pg] & bound)))
+    ap = np.zeros(len(pg), dtype=np.float32)
+    ap[todo] = (
+        _intersection_areas(gt, det, _without_care_parts(gt, ignore, gt_starts), pg[todo], pd[todo]) / (det_area[todo])
+    )
+
+    det_ignore = dont_care_detections(pg, pd, ap, pcc, ignore, gt_starts, det_image, c)
+    match = matched_pairs(pg, pd, ap, pcc, ~ignore, ~det_ignore, c)
+
+    found = match[inc_pair] & found_in
+    tp = np.bincount(np.repeat(gt_image, counts)[np.unique(inc_char[found])], minlength=n_img)
+    dets_per_gt = np.bincount(pg[match], minlength=len(ignore))
+    gts_per_det = np.bincount(pd[match], minlength=len(det_image))
+    split = config.recall_granularity_penalty * np.bincount(
+        gt_image, weights=np.maximum(dets_per_gt - 1, 0), minlength=n_img
+    )
+    merge = config.precision_granularity_penalty * np.bincount(
+        det_image, weights=np.maximum(gts_per_det - 1, 0), minlength=n_img
+    )
+    unmatched = ~det_ignore & (gts_per_det == 0)
+    fp = np.where(det.quad, false_positive_char_counts(det.quads), POLY_FALSE_POSITIVE_CHARS)
+    char_det = np.bincount(gt_image[pg[inc_pair[found]]], minlength=n_img) + np.bincount(
+        np.repeat(det_image[unmatched], fp[unmatched]), minlength=n_img
+    )
+    char_gt = np.bincount(np.repeat(gt_image[~ignore], counts[~ignore]), minlength=n_img)
+    out = []
+    figures = (char_gt.tolist(), char_det.tolist(), tp.tolist(), split.tolist(), merge.tolist())
+    for g, d, t, s, m in zip(*figures, strict=True):
+        recall = max(0.0, t - s) / g if g else 0.0
+        precision = max(0.0, t - m) / d if d else 0.0
+        out.append(CLEvalCounts(g, d, t, s, m, 1, recall, precision, _hmean(precision, recall)))
+    return out
 
 
 def cleval_image(
@@ -357,77 +504,51 @@ def cleval_image(
     gt_texts: Sequence[str | None] | None = None,
     config: CLEvalConfig = CLEvalConfig(),
 ) -> CLEvalCounts:
-    """CLEval detection counts of one image (module docstring); polygons (N, 2), ignore (n_gt,) bool."""
-    gts = check_polygons(gt_polys, "ground-truth")
-    dets = check_polygons(det_polys, "detection")
-    ignore = np.asarray(gt_ignore, dtype=bool).reshape(-1)
-    if len(ignore) != len(gts) or (gt_texts is not None and len(gt_texts) != len(gts)):
-        raise ValueError(f"{len(gts)} ground-truth polygons but {len(ignore)} ignore flags / texts")
-    c = config.area_precision_threshold
-    n_gt, n_det = len(gts), len(dets)
-    gt, det = make_boxes(gts), make_boxes(dets)
-    counts = char_counts(gt, ignore, gt_texts)
-    centres = char_centres(gt, counts, config.vertical_aspect_ratio_threshold)
-    pg, pd = candidate_pairs(gt.bounds, det.bounds)
+    """CLEval detection counts of one image (``cleval_images``); polygons (N, 2), ignore (n_gt,) bool."""
+    return cleval_images([(gt_polys, gt_ignore, gt_texts, det_polys)], config)[0]
 
-    # (pair, centre) incidences: every centre of the pair's word, tested against the pair's detection.
-    inc_pair = np.repeat(np.arange(len(pg)), counts[pg])
-    inc_char = concat_ranges((np.cumsum(counts) - counts)[pg], counts[pg])
-    found_in = inside(det, pd[inc_pair], centres[inc_char, 0], centres[inc_char, 1])
-    pair_pcc = np.bincount(inc_pair[found_in], minlength=len(pg))
-    pcc = np.zeros((n_gt, n_det), dtype=np.int64)
-    pcc[pg, pd] = pair_pcc
 
-    # Area precision matters where the pair shares a centre, or for a don't-care word where the box
-    # overlap (an upper bound of the intersection) could reach the threshold; elsewhere it stays 0.
-    det_area = det.area[pd]
-    bound = box_overlap(gt.bounds[pg], det.bounds[pd]) >= c * det_area * (1 - AP_SLACK)
-    todo = np.flatnonzero((det_area > 0) & ((pair_pcc > 0) | (ignore[pg] & bound)))
-    reduced = _without_care_parts(gt, ignore)
-    g, d = pg[todo], pd[todo]
-    fast = gt.convex[g] & det.convex[d] & np.equal(reduced[g], None)
-    inter = np.empty(len(todo))
-    inter[fast] = convex_intersection_area(det.cut[d[fast]], gt.cut[g[fast]])
+def _intersection_areas(gt: Boxes, det: Boxes, reduced: np.ndarray, g: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """(m,) area of ``det[d[j]]`` & ``gt[g[j]]`` (or the don't-care word's ``reduced`` region where it has one):
+    quads with convex pieces in numpy, the rest with GEOS."""
+    inter = np.empty(len(g))
+    plain = np.equal(reduced[g], None)
+    fast = plain & gt.pieces[g] & det.pieces[d]
+    inter[fast] = pieces_intersection_area(det.quad_set, det.quad_index[d[fast]], gt.quad_set, gt.quad_index[g[fast]])
     slow = np.flatnonzero(~fast)
-    regions = np.where(np.equal(reduced[g[slow]], None), gt.geoms_at(g[slow]), reduced[g[slow]])
-    inter[slow] = shapely.area(shapely.intersection(regions, det.geoms_at(d[slow])))
-    ap = np.zeros((n_gt, n_det), dtype=np.float32)
-    ap[g, d] = inter / det_area[todo]
+    if len(slow):
+        import shapely
 
-    det_ignore = dont_care_detections(ap, pcc, ignore, c)
-    match = match_matrix(ap, pcc, ~ignore, ~det_ignore, c)
-
-    found = match[pg[inc_pair], pd[inc_pair]] & found_in
-    tp = len(np.unique(inc_char[found]))
-    gts_per_det = match.sum(axis=0)
-    split = config.recall_granularity_penalty * float(np.maximum(match.sum(axis=1) - 1, 0).sum())
-    merge = config.precision_granularity_penalty * float(np.maximum(gts_per_det - 1, 0).sum())
-    unmatched = ~det_ignore & (gts_per_det == 0)
-    fp = np.where(det.quad, false_positive_char_counts(det.quads), POLY_FALSE_POSITIVE_CHARS)
-    char_det = int(found.sum()) + int(fp[unmatched].sum())
-    char_gt = int(counts[~ignore].sum())
-    recall = max(0.0, tp - split) / char_gt if char_gt else 0.0
-    precision = max(0.0, tp - merge) / char_det if char_det else 0.0
-    return CLEvalCounts(char_gt, char_det, tp, split, merge, 1, recall, precision, _hmean(precision, recall))
+        regions = reduced[g[slow]]
+        own = np.flatnonzero(plain[slow])
+        regions[own] = gt.geoms_at(g[slow[own]])
+        inter[slow] = shapely.area(shapely.intersection(regions, det.geoms_at(d[slow])))
+    return inter
 
 
-def _without_care_parts(gt: Boxes, ignore: np.ndarray) -> np.ndarray:
-    """(n,) object: for each don't-care word that overlaps care ground truth, its region without those care
-    words (snap-rounded to ``GRID`` and polygonal, since the area-precision overlays take it as input); None
-    for every other word (its own region stands)."""
+def _without_care_parts(gt: Boxes, ignore: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(n,) object: for each don't-care word that overlaps care ground truth of its image, its region without
+    those care words (snap-rounded to ``GRID`` and polygonal, since the area-precision overlays take it as input);
+    None for every other word (its own region stands). Images are ``starts[k]:starts[k + 1]``."""
     out = np.full(len(ignore), None, dtype=object)
     dc, care = np.flatnonzero(ignore), np.flatnonzero(~ignore)
-    gi, ci = candidate_pairs(gt.bounds[dc], gt.bounds[care])
+    gi, ci = image_pairs(gt.bounds[dc], np.searchsorted(dc, starts), gt.bounds[care], np.searchsorted(care, starts))
     if len(gi) == 0:
         return out
+    import shapely
+
     overlapping = shapely.area(shapely.intersection(gt.geoms_at(care[ci]), gt.geoms_at(dc[gi]))) > 0
-    covered = np.unique(gi[overlapping])
-    if len(covered) == 0:
+    gi, ci = gi[overlapping], ci[overlapping]
+    if len(gi) == 0:
         return out
-    covers = [shapely.union_all(gt.geoms_at(care[ci[overlapping & (gi == g)]]), grid_size=GRID) for g in covered]
-    out[dc[covered]] = polygonal(
-        shapely.difference(gt.geoms_at(dc[covered]), polygonal(np.array(covers, dtype=object)), grid_size=GRID)
+    covered, first, sizes = np.unique(gi, return_index=True, return_counts=True)
+    # the care words over each covered don't-care word, one row each (None pads; union_all skips it)
+    table = np.full((len(covered), int(sizes.max())), None, dtype=object)
+    table[np.repeat(np.arange(len(covered)), sizes), np.arange(len(gi)) - np.repeat(first, sizes)] = gt.geoms_at(
+        care[ci]
     )
+    covers = polygonal(shapely.union_all(table, grid_size=GRID, axis=1))
+    out[dc[covered]] = polygonal(shapely.difference(gt.geoms_at(dc[covered]), covers, grid_size=GRID))
     return out
 
 
@@ -453,7 +574,7 @@ class CLEval:
 
     def update_images(self, images):
         """(gt polygons, ignore flags, transcriptions or None, detections) per image -> their counts."""
-        counts = [cleval_image(gts, ignore, dets, texts, self.config) for gts, ignore, texts, dets in images]
+        counts = cleval_images(images, self.config)
         self.per_image += counts
         return counts
 

@@ -364,7 +364,13 @@ def convex_intersection_area(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         poly = both[rows, order]
         poly[count == 0] = 0.0
     x, y = poly[..., 0], poly[..., 1]
-    return 0.5 * np.abs((x * np.roll(y, -1, axis=1) - y * np.roll(x, -1, axis=1)).sum(axis=1))
+    terms = x * np.roll(y, -1, axis=1) - y * np.roll(x, -1, axis=1)
+    # Added left to right: the padding's zero terms then change no bit, so a pair's area does not depend on the
+    # other pairs of the call (numpy's pairwise sum regroups the terms when the padded width reaches 8).
+    total = np.zeros(m)
+    for column in terms.T:
+        total += column
+    return 0.5 * np.abs(total)
 
 
 def candidate_pairs(gt_bounds: np.ndarray, det_bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -375,6 +381,21 @@ def candidate_pairs(gt_bounds: np.ndarray, det_bounds: np.ndarray) -> tuple[np.n
     touch = (d[..., 0] <= g[..., 2]) & (g[..., 0] <= d[..., 2]) & (d[..., 1] <= g[..., 3]) & (g[..., 1] <= d[..., 3])
     gi, di = np.nonzero(touch)
     return gi.astype(np.int64), di.astype(np.int64)
+
+
+def image_pairs(
+    a_bounds: np.ndarray, a_starts: np.ndarray, b_bounds: np.ndarray, b_starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``candidate_pairs`` within each image (image k: ``a_starts[k]:a_starts[k + 1]`` of a, the same of b), as
+    global int64 indices sorted by image, then a, then b."""
+    pa, pb = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    a_cuts, b_cuts = np.asarray(a_starts).tolist(), np.asarray(b_starts).tolist()
+    for a0, a1, b0, b1 in zip(a_cuts[:-1], a_cuts[1:], b_cuts[:-1], b_cuts[1:], strict=True):
+        if a1 > a0 and b1 > b0:
+            ai, bi = candidate_pairs(a_bounds[a0:a1], b_bounds[b0:b1])
+            pa.append(ai + a0)
+            pb.append(bi + b0)
+    return np.concatenate(pa), np.concatenate(pb)
 
 
 def box_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -50,9 +50,9 @@ from ocrdet.eval.geometry import (
     SLACK,
     PolygonSet,
     box_overlap,
-    candidate_pairs,
     exact_area,
     exact_intersection_area,
+    image_pairs,
     pieces_intersection_area,
     polygon_set,
     ratio_above,
@@ -137,13 +137,7 @@ def flatten_images(images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, Sequ
     gt, det = polygon_set(gt_polys), polygon_set(det_polys)
     gt_starts = np.concatenate(([0], np.cumsum(gt_sizes, dtype=np.int64)))
     det_starts = np.concatenate(([0], np.cumsum(det_sizes, dtype=np.int64)))
-    pg, pd = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
-    for k in range(len(images)):
-        g0, g1, d0, d1 = gt_starts[k], gt_starts[k + 1], det_starts[k], det_starts[k + 1]
-        gi, di = candidate_pairs(gt.bounds[g0:g1], det.bounds[d0:d1])
-        pg.append(gi + g0)
-        pd.append(di + d0)
-    pair_gt, pair_det = np.concatenate(pg), np.concatenate(pd)
+    pair_gt, pair_det = image_pairs(gt.bounds, gt_starts, det.bounds, det_starts)
     return ImageBatch(
         gt=gt,
         det=det,
