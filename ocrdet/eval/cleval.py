@@ -57,13 +57,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ocrdet.arrays import check_polygons
 from ocrdet.eval.geometry import (
     GRID,
+    PackedViews,
     box_overlap,
     image_pairs,
+    pack_images,
+    packed_polygon_set,
     pieces_intersection_area,
-    polygon_set,
     polygonal,
 )
 
@@ -249,24 +250,20 @@ class Boxes:
     ``bounds`` (n, 4) covering both the given points and the region, and ``geoms_at`` the valid polygonal regions
     (shapely, built on first use)."""
 
-    def __init__(self, polys: list[np.ndarray]) -> None:
-        n = len(polys)
-        sizes = np.fromiter(map(len, polys), dtype=np.int64, count=n)
+    def __init__(self, coords: np.ndarray, sizes: np.ndarray) -> None:
+        """Polygons packed: float64 ``coords`` (sum(sizes), 2) cut into ``sizes`` (n,) points."""
+        n = len(sizes)
         self.quad = quad = sizes == 4
-        triangles = np.flatnonzero(sizes == 3)
-        if len(triangles):
-            polys = list(polys)
-            for i in triangles.tolist():
-                polys[i] = poly_points(polys[i])
-            sizes[triangles] = 4
-        self.polys = polys
+        if (sizes == 3).any():
+            polys = [poly_points(p) for p in PackedViews(coords, sizes)]
+            coords, sizes = np.concatenate(polys), np.fromiter(map(len, polys), np.int64, n)
+        self.polys = PackedViews(coords, sizes)
         self.quads = np.zeros((n, 4, 2))
         self.area = np.zeros(n)
         self.bounds = np.zeros((n, 4))
         if n:
-            coords = np.concatenate(polys)
             self.quads[quad] = coords[np.repeat(quad, sizes)].reshape(-1, 4, 2)
-            starts = np.cumsum(sizes) - sizes
+            starts = self.polys.starts
             x, y = coords[:, 0], coords[:, 1]
             self.bounds = np.stack(
                 [
@@ -279,10 +276,11 @@ class Boxes:
             )
         self.cut = np.trunc(self.quads)
         self._geoms = np.full(n, None, dtype=object)
-        self._qi = qi = np.flatnonzero(quad)
+        qi = np.flatnonzero(quad)
         self.quad_index = np.full(n, -1, dtype=np.int64)
         self.quad_index[qi] = np.arange(len(qi))
-        self.quad_set = qs = polygon_set(list(self.cut[qi]))
+        cut = self.cut[qi]
+        self.quad_set = qs = packed_polygon_set(cut, cut.reshape(-1, 2), np.full(len(qi), 4, dtype=np.int64))
         self.pieces = np.zeros(n, dtype=bool)
         if len(qi):
             self.area[qi] = qs.area
@@ -294,7 +292,7 @@ class Boxes:
             import shapely
 
             rings = shapely.linearrings(
-                np.concatenate([polys[i] for i in pi.tolist()]), indices=np.repeat(np.arange(len(pi)), sizes[pi])
+                coords[np.repeat(~quad, sizes)], indices=np.repeat(np.arange(len(pi)), sizes[pi])
             )
             regions = polygonal(shapely.buffer(shapely.polygons(rings), 0))
             self._geoms[pi], self.area[pi] = regions, shapely.area(regions)
@@ -422,31 +420,24 @@ def cleval_images(
 ) -> list[CLEvalCounts]:
     """CLEval detection counts per image (module docstring) for (gt polygons, ignore flags, transcriptions or None,
     detections) per image, polygons (N, 2): the geometry of all images in bulk, as one set of candidate pairs."""
-    gt_polys: list[np.ndarray] = []
-    det_polys: list[np.ndarray] = []
     ignores = [np.empty(0, dtype=bool)]
     lengths: list[int] = []
-    gt_sizes, det_sizes = [], []
-    for k, (gts, gt_ignore, texts, dets) in enumerate(images):
-        gts = check_polygons(gts, f"image {k}: ground-truth")
-        dets = check_polygons(dets, f"image {k}: detection")
+    for k, (gts, gt_ignore, texts, _) in enumerate(images):
         gt_ignore = np.asarray(gt_ignore, dtype=bool).reshape(-1)
         if len(gt_ignore) != len(gts) or (texts is not None and len(texts) != len(gts)):
             raise ValueError(f"image {k}: {len(gts)} ground-truth polygons but {len(gt_ignore)} ignore flags / texts")
-        gt_polys += gts
-        det_polys += dets
         ignores.append(gt_ignore)
         lengths += [0] * len(gts) if texts is None else [len(t) if t else 0 for t in texts]
-        gt_sizes.append(len(gts))
-        det_sizes.append(len(dets))
-    n_img = len(gt_sizes)
+    gt_coords, gt_sizes, gt_per_image = pack_images([image[0] for image in images], "ground-truth")
+    det_coords, det_sizes, det_per_image = pack_images([image[3] for image in images], "detection")
+    n_img = len(images)
     ignore = np.concatenate(ignores)
-    gt_starts = np.concatenate(([0], np.cumsum(gt_sizes, dtype=np.int64)))
-    det_starts = np.concatenate(([0], np.cumsum(det_sizes, dtype=np.int64)))
-    gt_image = np.repeat(np.arange(n_img), gt_sizes)
-    det_image = np.repeat(np.arange(n_img), det_sizes)
+    gt_starts = np.concatenate(([0], np.cumsum(gt_per_image)))
+    det_starts = np.concatenate(([0], np.cumsum(det_per_image)))
+    gt_image = np.repeat(np.arange(n_img), gt_per_image)
+    det_image = np.repeat(np.arange(n_img), det_per_image)
     c = config.area_precision_threshold
-    gt, det = Boxes(gt_polys), Boxes(det_polys)
+    gt, det = Boxes(gt_coords, gt_sizes), Boxes(det_coords, det_sizes)
     # characters per word: the transcription's length, else (and for don't care) the pseudo count
     counts = np.where(gt.quad, pseudo_char_counts(gt.quads), POLY_PSEUDO_CHARS)
     counts = np.where(~ignore & (np.array(lengths, dtype=np.int64) > 0), lengths, counts).astype(np.int64)

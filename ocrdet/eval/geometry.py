@@ -181,12 +181,17 @@ def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
     first use, invalid rings (self-intersecting, collapsed) as their even-odd region, as GPC sees them
     (``even_odd_regions``): every geometry is valid and polygonal, as GEOS overlays need.
     """
-    n = len(polys)
-    if n == 0:
-        return PolygonSet([], np.empty((0, 2)), np.empty(0, dtype=np.int64), np.empty(0), np.empty((0, 4)))
-    sizes = np.fromiter((len(p) for p in polys), dtype=np.int64, count=n)
-    coords = np.concatenate(polys)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    if len(polys) == 0:
+        return packed_polygon_set([], np.empty((0, 2)), np.empty(0, dtype=np.int64))
+    return packed_polygon_set(polys, np.concatenate(polys), np.fromiter(map(len, polys), np.int64, len(polys)))
+
+
+def packed_polygon_set(points: Sequence[np.ndarray], coords: np.ndarray, sizes: np.ndarray) -> PolygonSet:
+    """``polygon_set`` of polygons given packed: float64 ``coords`` (sum(sizes), 2) cut into ``sizes`` (n,) points;
+    ``points`` the same polygons one by one (any sequence of (N_i, 2) arrays: ``PackedViews``, a (n, K, 2) array)."""
+    if len(sizes) == 0:
+        return PolygonSet([], coords, sizes, np.empty(0), np.empty((0, 4)))
+    starts = np.cumsum(sizes) - sizes
     following = np.arange(1, len(coords) + 1)
     following[starts + sizes - 1] = starts
     x, y = coords[:, 0], coords[:, 1]
@@ -201,7 +206,43 @@ def polygon_set(polys: Sequence[np.ndarray]) -> PolygonSet:
         ],
         axis=1,
     )
-    return PolygonSet(polys, coords, sizes, area, bounds)
+    return PolygonSet(points, coords, sizes, area, bounds)
+
+
+class PackedViews(Sequence):
+    """The polygons of packed float64 ``coords`` (sum(sizes), 2), one by one: item i is a view of its rows."""
+
+    def __init__(self, coords: np.ndarray, sizes: np.ndarray) -> None:
+        self.coords = coords
+        self.sizes = sizes
+        self.starts = np.cumsum(sizes) - sizes
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, i):
+        start = int(self.starts[i])
+        return self.coords[start : start + int(self.sizes[i])]
+
+
+def pack_images(groups: Sequence[Sequence[np.ndarray]], what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The polygons of many images packed: float64 (P, 2) coordinates, (n,) int64 points per polygon, (images,)
+    int64 polygons per image. Polygons are checked as ``check_polygons`` does, with its errors prefixed by
+    ``image k: ``; a well-formed input is packed in one ``np.concatenate``, without a copy per polygon."""
+    per_image = np.fromiter(map(len, groups), np.int64, len(groups))
+    flat = [p for group in groups for p in group]
+    try:
+        sizes = np.fromiter(map(len, flat), np.int64, len(flat))
+        coords = np.concatenate(flat, dtype=np.float64) if flat else np.empty((0, 2))
+        if coords.ndim == 2 and coords.shape[1] == 2 and (sizes >= 3).all() and np.isfinite(coords).all():
+            return coords, sizes, per_image
+    except (TypeError, ValueError):
+        pass
+    from ocrdet.arrays import check_polygons
+
+    flat = [p for k, group in enumerate(groups) for p in check_polygons(group, f"image {k}: {what}")]
+    sizes = np.fromiter(map(len, flat), np.int64, len(flat))
+    return (np.concatenate(flat) if flat else np.empty((0, 2))), sizes, per_image
 
 
 def convex_padded(coords: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,24 +251,31 @@ def convex_padded(coords: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np
     ``MAX_CONVEX_POINTS``; the polygons are ``coords`` (sum(sizes), 2) cut into ``sizes`` (n,) points."""
     n = len(sizes)
     k = int(min(sizes.max(initial=3), MAX_CONVEX_POINTS))
-    padded = np.zeros((n, k, 2))
-    small = np.flatnonzero(sizes <= k)
-    if len(small) == 0:
-        return padded, np.zeros(n, dtype=bool)
-    if len(small) < n:
-        coords = coords[np.repeat(sizes <= k, sizes)]
-    row = np.repeat(np.arange(len(small)), sizes[small])
-    col = np.arange(len(coords)) - np.repeat(np.cumsum(sizes[small]) - sizes[small], sizes[small])
-    block = np.empty((len(small), k, 2))
-    block[row, col] = coords
     j = np.arange(k)[None, :]
-    size = sizes[small][:, None]
-    block = np.take_along_axis(block, np.minimum(j, size - 1)[..., None], axis=1)
-    padded[small] = block
-    nxt = np.where(j + 1 < size, j + 1, 0)
-    edge = np.take_along_axis(block, nxt[..., None], axis=1) - block
-    edge_next = np.take_along_axis(edge, nxt[..., None], axis=1)
-    real = j < size
+    if n and (sizes == k).all():  # one size (all quads, say): no padding
+        small = np.arange(n)
+        padded = block = coords.reshape(n, k, 2)
+        edge = np.roll(block, -1, axis=1) - block
+        edge_next = np.roll(edge, -1, axis=1)
+        real = np.ones((n, k), dtype=bool)
+    else:
+        padded = np.zeros((n, k, 2))
+        small = np.flatnonzero(sizes <= k)
+        if len(small) == 0:
+            return padded, np.zeros(n, dtype=bool)
+        if len(small) < n:
+            coords = coords[np.repeat(sizes <= k, sizes)]
+        row = np.repeat(np.arange(len(small)), sizes[small])
+        col = np.arange(len(coords)) - np.repeat(np.cumsum(sizes[small]) - sizes[small], sizes[small])
+        block = np.empty((len(small), k, 2))
+        block[row, col] = coords
+        size = sizes[small][:, None]
+        block = np.take_along_axis(block, np.minimum(j, size - 1)[..., None], axis=1)
+        padded[small] = block
+        nxt = np.where(j + 1 < size, j + 1, 0)
+        edge = np.take_along_axis(block, nxt[..., None], axis=1) - block
+        edge_next = np.take_along_axis(edge, nxt[..., None], axis=1)
+        real = j < size
     cross = edge[..., 0] * edge_next[..., 1] - edge[..., 1] * edge_next[..., 0]
     dot = (edge * edge_next).sum(axis=2)
     zero_edge = ((edge == 0).all(axis=2) & real).any(axis=1) | ((cross == 0) & (dot <= 0) & real).any(axis=1)

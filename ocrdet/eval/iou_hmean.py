@@ -45,16 +45,17 @@ from fractions import Fraction
 
 import numpy as np
 
-from ocrdet.arrays import check_polygons
 from ocrdet.eval.geometry import (
     SLACK,
+    PackedViews,
     PolygonSet,
     box_overlap,
     exact_area,
     exact_intersection_area,
     image_pairs,
+    pack_images,
+    packed_polygon_set,
     pieces_intersection_area,
-    polygon_set,
     ratio_above,
 )
 
@@ -119,24 +120,18 @@ class ImageBatch:
 
 def flatten_images(images: Sequence[tuple[Sequence[np.ndarray], np.ndarray, Sequence[np.ndarray]]]) -> ImageBatch:
     """Check and flatten (gt polygons, gt ignore flags, det polygons) per image into one ``ImageBatch``."""
-    gt_polys: list[np.ndarray] = []
-    det_polys: list[np.ndarray] = []
     ignores = [np.empty(0, dtype=bool)]
-    gt_sizes, det_sizes = [], []
-    for k, (gts, ignore, dets) in enumerate(images):
-        gts = check_polygons(gts, f"image {k}: ground-truth")
-        dets = check_polygons(dets, f"image {k}: detection")
+    for k, (gts, ignore, _) in enumerate(images):
         ignore = np.asarray(ignore, dtype=bool).reshape(-1)
         if len(ignore) != len(gts):
             raise ValueError(f"image {k}: {len(gts)} ground-truth polygons but {len(ignore)} ignore flags")
-        gt_polys += gts
-        det_polys += dets
         ignores.append(ignore)
-        gt_sizes.append(len(gts))
-        det_sizes.append(len(dets))
-    gt, det = polygon_set(gt_polys), polygon_set(det_polys)
-    gt_starts = np.concatenate(([0], np.cumsum(gt_sizes, dtype=np.int64)))
-    det_starts = np.concatenate(([0], np.cumsum(det_sizes, dtype=np.int64)))
+    gt_coords, gt_point_counts, gt_sizes = pack_images([image[0] for image in images], "ground-truth")
+    det_coords, det_point_counts, det_sizes = pack_images([image[2] for image in images], "detection")
+    gt = packed_polygon_set(PackedViews(gt_coords, gt_point_counts), gt_coords, gt_point_counts)
+    det = packed_polygon_set(PackedViews(det_coords, det_point_counts), det_coords, det_point_counts)
+    gt_starts = np.concatenate(([0], np.cumsum(gt_sizes)))
+    det_starts = np.concatenate(([0], np.cumsum(det_sizes)))
     pair_gt, pair_det = image_pairs(gt.bounds, gt_starts, det.bounds, det_starts)
     return ImageBatch(
         gt=gt,
