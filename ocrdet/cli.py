@@ -255,10 +255,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _write_json(data: object, path: Path | None) -> None:
-    """Full-precision JSON to ``path`` (atomically), or to stdout for None."""
-    import json
+    """Full-precision JSON to ``path`` (atomically), or to stdout for None (orjson: float64 as the shortest text
+    that reads back to the same number, as ``json``, about 10x faster on a few thousand per-image entries)."""
+    import orjson
 
-    text = json.dumps(data, indent=1)
+    text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode()
     if path is None:
         print(text)
     else:

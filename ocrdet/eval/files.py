@@ -10,10 +10,14 @@ written (the metrics compare centres and ratios to the last bit).
 from __future__ import annotations
 
 import csv
+import gc
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,9 +46,36 @@ def read_bytes(path: Path, what: str) -> bytes:
     return data.removeprefix(b"\xef\xbb\xbf")
 
 
-def _fast_images(raw: bytes) -> dict[str, tuple[np.ndarray, np.ndarray, list[bool], list, list[str]]] | None:
-    """{name: (float64 (P, 2) points, (n,) int64 points per word, ignore flags, transcriptions, word ids)} of a file the
-    strict loader accepts as it is, or None for anything else (the caller then runs that loader)."""
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: decoding a file makes hundreds of thousands of lists and dicts, none
+    of them in a cycle; every 700 new ones would start a collection, and the older generations' collections walk
+    all of them again (about a fifth of the time of reading 404 receipts)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _FastImages(NamedTuple):
+    """A ground-truth file in bulk: image names, words per image, float64 (P, 2) points of all words, (n,) int64
+    points per word, ignore flags, transcriptions and word ids of all words, in file order."""
+
+    names: list[str]
+    words_per_image: list[int]
+    points: np.ndarray
+    counts: np.ndarray
+    ignore: list[bool]
+    texts: list
+    word_ids: list[str]
+
+
+def _fast_images(raw: bytes) -> _FastImages | None:
+    """The ground truth of a file the strict loader accepts as it is, or None for anything else (the caller then
+    runs that loader). Words are checked all at once: their types, then every coordinate's type, in C-level passes."""
     import orjson
 
     try:
@@ -54,8 +85,8 @@ def _fast_images(raw: bytes) -> dict[str, tuple[np.ndarray, np.ndarray, list[boo
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, dict):
         return None
-    objects, bools = 2 + len(images), 0  # the root, the images dict, each image
-    out: dict[str, tuple[np.ndarray, np.ndarray, list[bool], list, list[str]]] = {}
+    objects = 2 + len(images)  # the root, the images dict, each image
+    words_per_image, word_ids, words, sizes = [], [], [], []
     for name, image in images.items():
         if not isinstance(image, dict) or not isinstance(image.get("words", {}), dict):
             return None
@@ -65,44 +96,53 @@ def _fast_images(raw: bytes) -> dict[str, tuple[np.ndarray, np.ndarray, list[boo
         for value in size:
             if value is not None and (type(value) is not int or value <= 0):
                 return None
-        words = image.get("words", {})
-        objects += ("words" in image) + len(words)
-        points, counts, ignore, texts = [], [], [], []
-        for word in words.values():
-            if not isinstance(word, dict) or not isinstance(word.get("points"), list):
-                return None
-            flag, text = word.get("illegibility", False), word.get("transcription")
-            if type(flag) is not bool or not (text is None or isinstance(text, str)):
-                return None
-            bools += "illegibility" in word
-            points += word["points"]
-            counts.append(len(word["points"]))
-            ignore.append(flag)
-            texts.append(text)
-        try:
-            array = np.array(points) if points else np.empty((0, 2))
-        except ValueError:
-            return None
-        if array.dtype.kind not in "if" or array.ndim != 2 or array.shape[1] != 2:
-            return None
-        array = array.astype(np.float64, copy=False)
-        counts_array = np.array(counts, dtype=np.int64)
-        if (counts_array < 3).any() or not np.isfinite(array).all():
-            return None
-        if counts and (_shoelace(array, counts_array) == 0).any():
+        image_words = image.get("words", {})
+        objects += ("words" in image) + len(image_words)
+        words_per_image.append(len(image_words))
+        word_ids += image_words
+        words += image_words.values()
+        sizes.append(size if None not in size else (np.inf, np.inf))
+    if set(map(type, words)) - {dict}:
+        return None
+    points = [w.get("points") for w in words]
+    flags = [w.get("illegibility", False) for w in words]
+    texts = [w.get("transcription") for w in words]
+    if set(map(type, points)) - {list} or set(map(type, flags)) - {bool} or set(map(type, texts)) - {str, type(None)}:
+        return None
+    all_points = list(chain.from_iterable(points))
+    if set(map(type, all_points)) - {list} or set(map(len, all_points)) - {2}:
+        return None
+    numbers = list(chain.from_iterable(all_points))
+    if set(map(type, numbers)) - {int, float}:
+        return None
+    counts = np.fromiter(map(len, points), np.int64, len(points))
+    try:
+        array = np.array(numbers, dtype=np.float64).reshape(-1, 2)
+    except OverflowError:  # an integer beyond float64
+        return None
+    if (counts < 3).any() or not np.isfinite(array).all():
+        return None
+    if len(counts):
+        if (_shoelace(array, counts) == 0).any():
             return None  # maybe collinear: the strict loader drops those with a warning
-        if size[0] is not None and size[1] is not None and len(array):
-            t = OUT_OF_IMAGE_TOLERANCE
-            if array.min() < -t or array[:, 0].max() > size[0] + t or array[:, 1].max() > size[1] + t:
-                return None
-        out[name] = (array, counts_array, ignore, texts, list(words))
+        # every point within the image size, where the image gives both
+        limit = np.array(sizes, dtype=np.float64)[np.repeat(np.arange(len(sizes)), words_per_image)]
+        starts = np.cumsum(counts) - counts
+        low = np.minimum.reduceat(array.min(axis=1), starts)
+        high = np.maximum.reduceat(array, starts)
+        t = OUT_OF_IMAGE_TOLERANCE
+        if ((low < -t) & np.isfinite(limit[:, 0])).any() or (high > limit + t).any():
+            return None
     # A key listed twice is one object more in the text than in the decoded dict; a boolean where a number
     # belongs is one "true"/"false" more than the flags. Strings holding "{" or "true" only cost the fast path.
-    if raw.count(b"{") != objects + sum(1 for i in images.values() for _ in _nested_dicts(i)):
+    if set().union(*map(dict.keys, words)) - WORD_KEYS:
+        objects += len(_nested_dicts_in([v for w in words if w.keys() - WORD_KEYS for v in w.values()]))
+    objects += len(_nested_dicts_in([v for i in images.values() for k, v in i.items() if k != "words"]))
+    if raw.count(b"{") != objects:
         return None
-    if raw.count(b"true") + raw.count(b"false") != bools:
+    if raw.count(b"true") + raw.count(b"false") != sum(1 for w in words if "illegibility" in w):
         return None
-    return out
+    return _FastImages(list(images), words_per_image, array, counts, flags, texts, word_ids)
 
 
 WORD_KEYS = {"points", "transcription", "illegibility"}
@@ -120,11 +160,9 @@ def _plain_name(name: str) -> bool:
     )
 
 
-def _nested_dicts(image: dict) -> list[Any]:
-    """Dicts in an image entry besides its own, its words dict and the words (extra fields may hold some)."""
-    extra = [v for k, v in image.items() if k != "words"]
-    extra += [v for w in image.get("words", {}).values() if len(w) > 3 or w.keys() - WORD_KEYS for v in w.values()]
-    found, stack = [], extra
+def _nested_dicts_in(values: list[Any]) -> list[dict]:
+    """Dicts in ``values``, at any depth (extra fields of images and words may hold some)."""
+    found, stack = [], values
     while stack:
         value = stack.pop()
         if isinstance(value, dict):
@@ -156,13 +194,18 @@ def read_ground_truth(
     with its warning)."""
     path = Path(path)
     raw = read_bytes(path, what)
-    fast = _fast_images(raw)
+    with _no_gc():
+        fast = _fast_images(raw)
     if fast is not None:
-        gts = {
-            name: (_split(points, counts), np.array(ignore, dtype=bool), texts)
-            for name, (points, counts, ignore, texts, _) in fast.items()
-        }
-        return gts, {name: entry[4] for name, entry in fast.items()}
+        polys = _split(fast.points, fast.counts)
+        ignore = np.array(fast.ignore, dtype=bool)
+        gts, ids = {}, {}
+        end = 0
+        for name, n in zip(fast.names, fast.words_per_image, strict=True):
+            start, end = end, end + n
+            gts[name] = (polys[start:end], ignore[start:end], fast.texts[start:end])
+            ids[name] = fast.word_ids[start:end]
+        return gts, ids
     from ocrdet.data.io.format import parse_annotations, read_json
 
     annotations = parse_annotations(read_json(path), source=str(path))
@@ -283,5 +326,6 @@ def read_detections(path: str | Path) -> Detections:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise AnnotationError(f"{path}: not UTF-8 text: {exc}") from None
-        return parse_csv(text, source=str(path))
+        with _no_gc():
+            return parse_csv(text, source=str(path))
     return {name: gt[0] for name, gt in read_annotation_polygons(path, "prediction").items()}
