@@ -388,28 +388,29 @@ def convex_intersection_area(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     signed = (b[..., 0] * np.roll(b[..., 1], -1, axis=1) - b[..., 1] * np.roll(b[..., 0], -1, axis=1)).sum(axis=1)
     orient = np.where(signed < 0, -1.0, 1.0)[:, None]
     poly = a
-    rows = np.arange(m)[:, None]
-    for e in range(b.shape[1]):
-        c, d = b[:, e], b[:, (e + 1) % b.shape[1]]
-        q = poly
-        p = np.roll(poly, 1, axis=1)
+    k = b.shape[1]
+    for e in range(k):
+        c, d = b[:, e], b[:, (e + 1) % k]
         dx, dy = (d - c)[:, None, 0], (d - c)[:, None, 1]
-        side_q = orient * (dx * (q[..., 1] - c[:, None, 1]) - dy * (q[..., 0] - c[:, None, 0]))
-        side_p = orient * (dx * (p[..., 1] - c[:, None, 1]) - dy * (p[..., 0] - c[:, None, 0]))
+        side_q = orient * (dx * (poly[..., 1] - c[:, None, 1]) - dy * (poly[..., 0] - c[:, None, 0]))
+        p, side_p = np.roll(poly, 1, axis=1), np.roll(side_q, 1, axis=1)  # each point's predecessor
         keep_q = side_q >= 0
         cut = (side_p < 0) != (side_q < 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             t = side_p / (side_p - side_q)
-            crossing = p + t[..., None] * (q - p)
-        both = np.stack([crossing, q], axis=2).reshape(m, -1, 2)
+            crossing = p + t[..., None] * (poly - p)
+        # per point: the crossing into it (where the edge is cut), then the point itself (where kept)
+        both = np.stack([crossing, poly], axis=2).reshape(-1, 2)
         emit = np.stack([cut, keep_q], axis=2).reshape(m, -1)
+        source = np.flatnonzero(emit)
+        if len(source) == 0:
+            poly = np.zeros((m, 1, 2))
+            continue
+        # row i: its emitted points in order, the last one repeated up to the widest row
         count = emit.sum(axis=1)
-        order = np.argsort(~emit, axis=1, kind="stable")
-        width = max(int(count.max()), 1)
-        order = order[:, :width]
-        last = np.take_along_axis(order, np.maximum(count - 1, 0)[:, None], axis=1)
-        order = np.where(np.arange(width)[None, :] < count[:, None], order, last)
-        poly = both[rows, order]
+        first = np.cumsum(count) - count
+        j = np.minimum(np.arange(max(int(count.max()), 1))[None, :], np.maximum(count - 1, 0)[:, None])
+        poly = both[source[np.minimum(first[:, None] + j, len(source) - 1)]]
         poly[count == 0] = 0.0
     x, y = poly[..., 0], poly[..., 1]
     terms = x * np.roll(y, -1, axis=1) - y * np.roll(x, -1, axis=1)
