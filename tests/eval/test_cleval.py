@@ -22,6 +22,8 @@ from ocrdet.eval.cleval import (
     cleval_image,
     false_positive_char_counts,
     pseudo_char_counts,
+    set_order,
+    set_ranks,
 )
 
 _ORACLE: list[ProcessPoolExecutor] = []
@@ -352,6 +354,34 @@ def test_invariant_to_order_and_equal_to_oracle_when_translated(scene, data, dx,
     shift = np.array([dx, dy], dtype=np.float64)
     moved = ([g + shift for g in gts], ignore, [d + shift for d in dets], texts)
     assert_same(cleval_image(*moved), reference_cleval_image(*moved))
+
+
+@settings(max_examples=60, deadline=None)
+@given(quads=st.lists(cleval_scenes(), min_size=1, max_size=6), polys=st.lists(cleval_scenes(poly=True), max_size=3))
+def test_images_in_bulk_equal_images_one_by_one(quads, polys):
+    """``update_images`` scores all images in one geometry batch: every image's counts are bit for bit those of
+    ``cleval_image`` on it alone."""
+    images = quads + polys
+    bulk = CLEval().update_images(images)
+    assert [c.as_tuple() for c in bulk] == [cleval_image(g, i, d, t).as_tuple() for g, i, t, d in images]
+
+
+def test_dont_care_words_are_summed_in_each_images_set_order():
+    """CLEval adds a detection's don't-care APs iterating a Python set of word indices: {3, 5, 8} iterates
+    8, 3, 5. Ranks are per image, on the image's own indices."""
+    ignore = np.zeros(14, dtype=bool)
+    ignore[[3, 5, 8]] = True  # image 0: words 0-9
+    ignore[[10 + 1, 10 + 2]] = True  # image 1: words 10-13
+    rank = set_ranks(ignore, np.array([0, 10, 14]))
+    assert set_order(np.array([3, 5, 8])) == [8, 3, 5]
+    assert rank[[8, 3, 5]].tolist() == [0, 1, 2] and rank[[11, 12]].tolist() == [0, 1]
+
+
+def test_icdar2015_in_bulk_equals_images_one_by_one(icdar_images, icdar_detections):
+    pairs = zip(icdar_images, icdar_detections, strict=True)
+    images = [(polys, ignore, texts, dets) for (_, polys, ignore, texts), dets in pairs]
+    bulk = CLEval().update_images(images)
+    assert [c.as_tuple() for c in bulk] == [cleval_image(g, i, d, t).as_tuple() for g, i, t, d in images]
 
 
 # --- the oracle on real ground truth with perturbed detections -------------------------------------------------
