@@ -92,14 +92,10 @@ class EvaluationResult:
     def to_json(self) -> dict[str, Any]:
         """Everything at full precision: settings, version, data-set figures (both averagings for CLEval),
         counts and per-image figures."""
-        from importlib.metadata import PackageNotFoundError, version
+        from ocrdet import __version__
 
-        try:
-            ocrdet_version = version("ocrdet")
-        except PackageNotFoundError:
-            ocrdet_version = "unknown"
         return {
-            "ocrdet_version": ocrdet_version,
+            "ocrdet_version": __version__,
             "metric": self.metric,
             "settings": metric_settings(self.metric),
             **self.sources,
