@@ -210,11 +210,10 @@ def format_bench(result: EvalBench) -> str:
 
 def bench_json(result: EvalBench) -> dict:
     """The bench as JSON: rows (ms, speedup), notes, data, ocrdet version."""
-    from importlib.metadata import version
 
     return {
         "bench": "eval",
-        "ocrdet_version": version("ocrdet"),
+        "ocrdet_version": ocrdet.__version__,
         "data": result.data,
         "rows": [
             {

@@ -231,16 +231,21 @@ def greedy_match(
     indices of the matched pairs, in matching order."""
     dont_care = det_dont_care(batch, area_precision_threshold)
     pos = np.flatnonzero(~batch.gt_ignore[batch.pair_gt] & ~dont_care[batch.pair_det])
-    gt_taken = np.zeros(len(batch.gt.area), dtype=bool)
-    det_taken = np.zeros(len(batch.det.area), dtype=bool)
-    pairs: list[tuple[int, int]] = []
     passing = pos[pair_passes(batch, pos, iou_threshold)]
-    for g, d in zip(batch.pair_gt[passing].tolist(), batch.pair_det[passing].tolist(), strict=True):
-        if not gt_taken[g] and not det_taken[d]:
-            gt_taken[g] = det_taken[d] = True
-            pairs.append((g, d))
-    matched = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    return dont_care, matched[:, 0], matched[:, 1]
+    g, d = batch.pair_gt[passing], batch.pair_det[passing]
+    # A pair whose ground truth and detection pass with nothing else is matched whatever the order; the rest
+    # (a polygon passing with several) go through the greedy loop, in pair order.
+    matched = (np.bincount(g, minlength=len(batch.gt.area)) == 1)[g] & (
+        np.bincount(d, minlength=len(batch.det.area)) == 1
+    )[d]
+    gt_taken: set[int] = set()
+    det_taken: set[int] = set()
+    for k, gk, dk in zip(np.flatnonzero(~matched).tolist(), g[~matched].tolist(), d[~matched].tolist(), strict=True):
+        if gk not in gt_taken and dk not in det_taken:
+            gt_taken.add(gk)
+            det_taken.add(dk)
+            matched[k] = True
+    return dont_care, g[matched], d[matched]
 
 
 def match_images(
