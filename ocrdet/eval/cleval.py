@@ -1,5 +1,10 @@
-"""CLEval for detection (character-level evaluation, Baek et al. 2020), vectorized per image, equal to PyPI
-``cleval`` 0.1.1 (``CLEvalMetric`` / ``eval_functions.evaluation``) to the last bit of its figures.
+"""CLEval for detection (character-level evaluation, Baek et al. 2020), equal to PyPI ``cleval`` 0.1.1
+(``CLEvalMetric`` / ``eval_functions.evaluation``) to the last bit of its figures.
+
+``cleval_images`` scores many images in bulk: one geometry pass over all their polygons (``Boxes``), the
+candidate pairs of each image (bounding boxes touching) as one list, and the rules below as operations on that
+list grouped by polygon and image (``np.bincount``); an image's counts are bit for bit those it gets alone
+(``cleval_image``). Additions whose order CLEval fixes keep it (the don't-care sums below, in float32).
 
 Per image:
 
