@@ -32,9 +32,12 @@ def test_line_boxes_enclose_their_words(seed):
         inside = np.flatnonzero(np.all(line_boxes[:, :2] <= box[:2], 1) & np.all(line_boxes[:, 2:] >= box[2:], 1))
         assert len(inside) == 1
         owner.append(int(inside[0]))
-    for i, line in enumerate(lines):  # a line box is exactly the union of its words, its text theirs in order
+    margin = PLAIN.line_margin
+    for i, line in enumerate(lines):  # a line box is the union of its words with SROIE's margin, its text theirs
         mine = [j for j, o in enumerate(owner) if o == i]
-        assert np.allclose(line_boxes[i], [*word_boxes[mine, :2].min(0), *word_boxes[mine, 2:].max(0)])
+        (left, up), (right, down) = word_boxes[mine, :2].min(0), word_boxes[mine, 2:].max(0)
+        m = margin * (down - up)
+        assert np.allclose(line_boxes[i], [left - m, up - m, right + m, down + m])
         assert line.transcription == " ".join(words[j].transcription for j in mine)
         assert line.illegibility == words[mine[0]].illegibility
 

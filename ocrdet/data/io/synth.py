@@ -99,7 +99,10 @@ class SynthConfig:
     """DejaVu TTFs; Pillow's built-in font is used for any file missing here."""
     level: str = "word"
     """``word``: one box per word (the competitions' convention); ``line``: one box per run of words on a line,
-    enclosing them (SROIE's)."""
+    enclosing them with a margin (SROIE's)."""
+    line_margin: float = 0.125
+    """Margin on every side of a line box, as a fraction of its words' height: SROIE's line boxes are 1.25x the
+    ink height (median of 1,227 train lines, 10% of the box above and below the ink)."""
     faint_fraction: float = 0.0
     """Receipts printed with faint, uneven ink (a worn thermal head, a fading ribbon)."""
     faint_ink: tuple[float, float] = (0.15, 0.7)
@@ -277,6 +280,10 @@ def render_receipt(rng: np.random.Generator, config: SynthConfig = SynthConfig()
     for run in runs.values():
         left, up = min(b[0] for _, b in run), min(b[1] for _, b in run)
         right, down = max(b[2] for _, b in run), max(b[3] for _, b in run)
+        if config.level == "line":
+            margin = config.line_margin * (down - up)
+            left, up, right, down = max(left - margin, 0), max(up - margin, 0), right + margin, down + margin
+            right, down = min(right, width - 1), min(down, height - 1)
         box = [(left, up), (right, up), (right, down), (left, down)]
         text = " ".join(p.text for p, _ in run)
         words.append(Word(points=box, transcription=text, illegibility=run[0][0].ignore))
